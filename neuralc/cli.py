@@ -1,0 +1,67 @@
+"""The `neuralc` command line: argument parsing and dispatch to `neuralc.commands.*`.
+
+User errors print as diagnostics and exit 1; usage errors exit 2 (argparse's convention); a bug
+in neuralc prints one line asking for a report (and the traceback only with NEURALC_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from neuralc import __version__
+
+# command -> (module in neuralc.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("check", "parse, verify and shape-check a model; print a summary"),
+    "opt": ("opt", "parse IR text, verify it, run passes and print it"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuralc", description="A compiler for the Neural DSL.",
+        epilog="Run `neuralc COMMAND --help` for a command's options.")
+    parser.add_argument("--version", action="version", version=f"neuralc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        _command_module(module_name).add_arguments(command)
+    return parser
+
+
+def _command_module(module_name: str):  # noqa: ANN202 - a module
+    return importlib.import_module(f"neuralc.commands.{module_name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from neuralc.commands.common import Sources, print_diagnostics
+    from neuralc.diagnostics import CompileError
+
+    args = build_parser().parse_args(argv)
+    sources = Sources()
+    try:
+        return int(_command_module(COMMANDS[args.command][0]).run(args, sources) or 0)
+    except CompileError as exc:
+        print_diagnostics(exc.diagnostics, sources)
+        return 1
+    except KeyboardInterrupt:
+        print("neuralc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug in neuralc, not in the user's program
+        if os.environ.get("NEURALC_DEBUG"):
+            traceback.print_exc()
+        print(f"neuralc: internal error: {type(exc).__name__}: {exc}\n"
+              "note: this is a bug in neuralc; rerun with NEURALC_DEBUG=1 and report the "
+              "traceback", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""`neuralc check MODEL [--network NAME] [--json] [--emit nn]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from neuralc.commands.common import Sources, load_program, print_diagnostics
+from neuralc.diagnostics import error
+from neuralc.frontend.check import CheckResult, check_program
+from neuralc.frontend.irgen import BuiltNetwork
+from neuralc.ir.types import TensorType
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a .neural file")
+    parser.add_argument("--network", help="check only this network of the file")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    parser.add_argument("--emit", choices=["nn"], help="print the IR instead of the summary")
+
+
+def run(args: argparse.Namespace, sources: Sources) -> int:
+    program = load_program(args.model, sources)
+    if not program.networks:
+        if not program.macros:
+            raise error("file defines no network", _file_start(program.path),
+                        "add a `network Name { input: (...) layers: ... }` block")
+        # A macro library: arguments can be checked, shapes only once a network uses it.
+        from neuralc.frontend.irgen import check_macros
+
+        check_macros(program)
+        names = ", ".join(m.name for m in program.macros)
+        print(f"{program.path}: defines macros {names} and no network; arguments checked, "
+              "shapes are checked where a network uses them")
+        return 0
+    result = check_program(program)
+    print_diagnostics(result.warnings, sources)
+    networks = _select(result, args.network, program.path)
+    if args.emit == "nn":
+        from neuralc.ir.core import Module
+        from neuralc.ir.printer import print_module
+
+        sys.stdout.write(print_module(Module([b.network for b in networks])))
+    elif args.json:
+        print(json.dumps({"networks": [_network_json(b) for b in networks]}, indent=2))
+    else:
+        _print_summary(networks, result)
+    return 0
+
+
+def _file_start(path: str):  # noqa: ANN202 - a SourceLocation
+    from neuralc.diagnostics import SourceLocation
+
+    return SourceLocation(path, 1, 1)
+
+
+def _select(result: CheckResult, name: str | None, path: str) -> list[BuiltNetwork]:
+    if name is None:
+        return result.networks
+    for built in result.networks:
+        if built.network.name == name:
+            return [built]
+    from neuralc.diagnostics import did_you_mean
+
+    names = [b.network.name for b in result.networks]
+    raise error(f"no network named '{name}' in {path}", None,
+                did_you_mean(name, names) or "networks: " + ", ".join(names))
+
+
+def _dims(tensor: TensorType) -> list[int | None]:
+    return [d if isinstance(d, int) else None for d in tensor.feature_shape]
+
+
+def _network_json(built: BuiltNetwork) -> dict:
+    net = built.network
+    inputs = net.inputs
+    if len(inputs) == 1:
+        input_shape: object = _dims(inputs[0].type)
+        input_dtype: object = inputs[0].type.dtype
+    else:
+        input_shape = {v.name: _dims(v.type) for v in inputs}
+        input_dtype = {v.name: v.type.dtype for v in inputs}
+    return {
+        "name": net.name,
+        "input_shape": input_shape,
+        "input_dtype": input_dtype,
+        "output_shape": _dims(net.outputs[0].type),
+        "params": built.params,
+        "layers": [
+            {"name": row.name, "op": row.layer, "output_shape": _dims(row.output_type),
+             "params": row.params, "device": row.device, "line": row.loc.line}
+            for row in built.rows
+        ],
+    }
+
+
+def _shape_text(tensor: TensorType) -> str:
+    dims = ["None" if not isinstance(d, int) else str(d) for d in tensor.shape]
+    return f"({', '.join(dims)})" + ("" if tensor.dtype == "f32" else f" {tensor.dtype}")
+
+
+def _print_summary(networks: list[BuiltNetwork], result: CheckResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=False, width=max(100, Console().width))
+    for built in networks:
+        net = built.network
+        table = Table(title=f'Network "{net.name}"', title_justify="left", show_lines=False)
+        table.add_column("Layer (type)")
+        table.add_column("Output Shape")
+        table.add_column("Param #", justify="right")
+        table.add_column("Device")
+        for value in net.inputs:
+            table.add_row(f"{value.name} (Input)", _shape_text(value.type), "0", "")
+        for row in built.rows:
+            table.add_row(f"{row.name} ({row.layer})", _shape_text(row.output_type),
+                          f"{row.params:,}", row.device or "")
+        console.print(table)
+        console.print(f" Total params: {built.params:,}")
+        console.print(f" Output: {_shape_text(net.outputs[0].type)}")
+    if result.trials_total > 1:
+        console.print(f" HPO: {result.trials_checked} shape-relevant combinations checked; "
+                      "the summary shows the first")

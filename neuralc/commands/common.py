@@ -1,0 +1,61 @@
+"""What every command shares: loading a program, printing diagnostics, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from neuralc.diagnostics import CompileError, Diagnostic
+from neuralc.frontend import ast
+
+
+class Sources:
+    """Source texts by path, so diagnostics can quote the offending line."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+
+    def add(self, path: str, text: str) -> None:
+        self.texts[path] = text
+
+
+def load_program(path: str, sources: Sources) -> ast.Program:
+    from neuralc.frontend.parser import parse_file
+
+    try:
+        program = parse_file(path)
+    except CompileError:
+        _remember_text(path, sources)
+        raise
+    sources.add(program.path, program.source)
+    return program
+
+
+def _remember_text(path: str, sources: Sources) -> None:
+    try:
+        sources.add(path, Path(path).read_bytes().decode("utf-8", errors="replace"))
+    except OSError:
+        pass
+
+
+def print_diagnostics(diagnostics: Iterable[Diagnostic], sources: Sources) -> None:
+    for diagnostic in diagnostics:
+        print(diagnostic.render(sources.texts), file=sys.stderr)
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write to a temporary file beside `path`, then rename: never a half-written artifact."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,101 @@
+"""Tensor types and attribute values of the IR.
+
+A tensor type prints as `f32[N,512,768]`: dtype, then the shape. A dimension is an int or a
+symbol (an identifier): `N` is the batch, other symbols are dynamic dimensions that the user left
+as None. Two equal symbols in one network are the same size at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+Dim: TypeAlias = int | str
+BATCH = "N"
+
+DTYPES = ("f64", "f32", "f16", "bf16", "i64", "i32", "i8", "bool")
+FLOAT_DTYPES = ("f64", "f32", "f16", "bf16")
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    shape: tuple[Dim, ...]
+    dtype: str = "f32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}")
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_DTYPES
+
+    def with_shape(self, shape: tuple[Dim, ...]) -> TensorType:
+        return TensorType(tuple(shape), self.dtype)
+
+    def with_dtype(self, dtype: str) -> TensorType:
+        return TensorType(self.shape, dtype)
+
+    @property
+    def feature_shape(self) -> tuple[Dim, ...]:
+        """The shape without the leading batch dimension (what the DSL and `--json` show)."""
+        return self.shape[1:] if self.shape and self.shape[0] == BATCH else self.shape
+
+
+@dataclass(frozen=True, slots=True)
+class HPOAttr:
+    """A hyperparameter left open in the IR: `hpo.choice(8, 12)`, `hpo.range(0.1, 0.3, step=0.05)`."""
+
+    kind: str
+    args: tuple[Attr, ...]
+    kwargs: tuple[tuple[str, Attr], ...] = ()
+
+    def candidates(self) -> tuple[Attr, ...]:
+        """The values the search may take; for continuous ranges, the end points."""
+        if self.kind == "choice":
+            return self.args
+        lo, hi = self.args[0], self.args[1]
+        step = dict(self.kwargs).get("step")
+        if self.kind == "range" and isinstance(step, int | float) and step > 0:
+            values: list[Attr] = []
+            count = int(round((float(hi) - float(lo)) / float(step))) + 1  # type: ignore[arg-type]
+            for i in range(min(count, 10_000)):
+                v = lo + i * step  # type: ignore[operator]
+                if v > hi + 1e-12:  # type: ignore[operator]
+                    break
+                values.append(round(v, 12) if isinstance(v, float) else v)
+            return tuple(values)
+        return (lo, hi)
+
+    @property
+    def is_discrete(self) -> bool:
+        """Whether checking may enumerate it (choices and integer ranges)."""
+        if self.kind == "choice":
+            return True
+        if self.kind == "range":
+            step = dict(self.kwargs).get("step", 1)
+            return all(isinstance(a, int) and not isinstance(a, bool) for a in (*self.args, step))
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class CallAttr:
+    """A call used as a value: optimizers and learning-rate schedules."""
+
+    name: str
+    args: tuple[Attr, ...] = ()
+    kwargs: tuple[tuple[str, Attr], ...] = ()
+
+
+# Attribute values: plain Python scalars, tuples, and the two structured kinds above. Dict-valued
+# attributes (train settings) map str to Attr.
+Attr: TypeAlias = (
+    int | float | str | bool | None | tuple["Attr", ...] | HPOAttr | CallAttr | dict[str, "Attr"]
+)

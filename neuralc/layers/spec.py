@@ -1,0 +1,146 @@
+"""The vocabulary of the registry: parameters, weights, shape errors, layer specs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any
+
+from neuralc.ir.types import TensorType
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+# Param.kind values and what a value of that kind is after normalization:
+#   "int"        int                       "float"   float (ints accepted)
+#   "bool"       bool                      "str"     str (see `choices`)
+#   "ints"       tuple of `rank` ints; a single int n is normalized to (n,) * rank
+#   "shape"      tuple of ints (e.g. Reshape's target_shape)
+#   "activation" str naming an activation (ACTIVATIONS), or None
+#   "any"        any attribute value
+PARAM_KINDS = ("int", "float", "bool", "str", "ints", "shape", "activation", "any")
+
+ACTIVATIONS = (
+    "linear", "relu", "gelu", "tanh", "sigmoid", "softmax", "elu", "selu", "leaky_relu",
+    "swish", "silu", "softplus", "softsign", "hard_sigmoid", "log_softmax",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    doc: str = ""
+    aliases: tuple[str, ...] = ()
+    # Inclusive bounds unless the *_exclusive flag is set; checked after normalization.
+    minimum: float | None = None
+    maximum: float | None = None
+    minimum_exclusive: bool = False
+    maximum_exclusive: bool = False
+    choices: tuple[Any, ...] | None = None
+    rank: int | None = None  # for kind "ints"
+    # Whether changing the value may change an output shape or validity (HPO checks enumerate
+    # these). Floats such as dropout rates do not.
+    affects_shape: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in PARAM_KINDS:
+            raise ValueError(f"unknown param kind {self.kind!r} for {self.name}")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One tensor of a layer's state in the framework-neutral weight file.
+
+    `init` names an initializer understood by `neuralc.lower.weights` (e.g. "kaiming_uniform",
+    "linear_bias", "glorot_uniform", "zeros", "ones", "normal"); `fan_in`/`fan_out` feed it.
+    Buffers (BatchNorm running statistics) have `trainable=False` and do not count as params.
+    """
+
+    shape: tuple[int, ...]
+    init: str
+    trainable: bool = True
+    fan_in: int | None = None
+    fan_out: int | None = None
+
+    @property
+    def size(self) -> int:
+        return prod(self.shape)
+
+
+class ShapeError(Exception):
+    """A shape rule's complaint. `param` names the offending parameter (the diagnostic then points
+    at that argument), `note` suggests a fix."""
+
+    def __init__(self, message: str, *, param: str | None = None, note: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.note = note
+
+
+Attrs = Mapping[str, Any]
+ShapeRule = Callable[[Attrs, list[TensorType]], TensorType]
+WeightRule = Callable[[Attrs, list[TensorType]], dict[str, WeightSpec]]
+
+
+def no_weights(attrs: Attrs, inputs: list[TensorType]) -> dict[str, WeightSpec]:
+    return {}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    name: str
+    params: tuple[Param, ...]
+    infer: ShapeRule
+    doc: str
+    category: str
+    weights: WeightRule = no_weights
+    # The framework module whose parameter count this layer matches (tests check it).
+    reference: str = ""
+    aliases: tuple[str, ...] = ()
+    # Number of inputs: 1 for ordinary layers, None for variadic merges (Add, Concatenate).
+    arity: int | None = 1
+    # Whether the layer takes a nested `{ ... }` block (ResidualConnection).
+    takes_body: bool = False
+    # Free-form facts that cross-layer checks read (see neuralc.layers.families.compose):
+    # "features" (Dense-like, acts on the last axis), "image_input" (expects an image map),
+    # "transparent" (keeps shape and meaning of its input: Dropout, Activation, norms).
+    tags: frozenset[str] = frozenset()
+    # Attached by neuralc.lower.*: target name -> lowering callable. Not part of identity.
+    lowerings: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def op_name(self) -> str:
+        """The `nn` dialect op for this layer: `nn.dense`, `nn.max_pooling2d`, ..."""
+        return "nn." + snake_case(self.name)
+
+    def param(self, name: str) -> Param | None:
+        for p in self.params:
+            if p.name == name or name in p.aliases:
+                return p
+        return None
+
+    def count_params(self, attrs: Attrs, inputs: list[TensorType]) -> int:
+        return sum(w.size for w in self.weights(attrs, inputs).values() if w.trainable)
+
+
+def snake_case(name: str) -> str:
+    out: list[str] = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i > 0 and (name[i - 1].islower() or
+                                       (i + 1 < len(name) and name[i + 1].islower())):
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)

@@ -1,0 +1,100 @@
+"""`unroll-repeat`: every `nn.repeat` becomes N distinct copies of its body.
+
+Each copy gets its own names (`transformer_encoder.3`, `block.1.conv2d`, see `ir/naming.py`) and
+therefore its own weights, and its types are re-inferred, since a repeated layer may change the
+shape on its first iteration (`Dense(64) * 3` after a 32-wide input).
+"""
+
+from __future__ import annotations
+
+from neuralc.ir.core import Block, Network, Operation, Value
+from neuralc.ir.naming import unrolled_name
+from neuralc.ir.shapes import REPEAT, YIELD, infer_op
+
+
+def unroll_network(network: Network) -> bool:
+    """Unroll every repeat in place. Returns whether anything changed."""
+    return _unroll_block(network.body)
+
+
+def _unroll_block(block: Block) -> bool:
+    changed = False
+    new_ops: list[Operation] = []
+    replacements: dict[int, Value] = {}
+    for op in block.ops:
+        op.operands = [replacements.get(id(v), v) for v in op.operands]
+        for region in op.regions:
+            _substitute(region, replacements)
+        if op.op != REPEAT:
+            for region in op.regions:
+                changed |= _unroll_block(region)
+            new_ops.append(op)
+            continue
+        changed = True
+        current = op.operands
+        for index in range(int(op.attrs["count"])):  # type: ignore[call-overload]
+            copies, current = _copy_body(op, index, current)
+            new_ops.extend(copies)
+        for old, new in zip(op.results, current, strict=True):
+            replacements[id(old)] = new
+    for new_op in new_ops:
+        new_op.parent = block
+        for region in new_op.regions:
+            _unroll_block(region)
+    block.ops = new_ops
+    return changed
+
+
+def _copy_body(repeat: Operation, index: int, inputs: list[Value]) -> tuple[list[Operation],
+                                                                            list[Value]]:
+    body = repeat.regions[0]
+    mapping: dict[int, Value] = {id(a): v for a, v in zip(body.args, inputs, strict=True)}
+    copies: list[Operation] = []
+    outputs: list[Value] = []
+    for op in body.ops:
+        if op.op == YIELD:
+            outputs = [mapping.get(id(v), v) for v in op.operands]
+            break
+        copy = _clone(op, mapping, lambda n: unrolled_name(n, repeat.name, index),
+                      repeat.device)
+        copies.append(copy)
+    return copies, outputs
+
+
+def _clone(op: Operation, mapping: dict[int, Value], rename, device: str | None) -> Operation:  # noqa: ANN001
+    operands = [mapping.get(id(v), v) for v in op.operands]
+    # Region arguments mirror the op's operands (repeat bodies, residual bodies and shortcuts).
+    operand_types = [v.type for v in operands]
+    regions = [_clone_block(r, mapping, rename, operand_types[: len(r.args)])
+               for r in op.regions]
+    copy = Operation(op.op, rename(op.name), operands, [r.type for r in op.results],
+                     dict(op.attrs), op.loc, op.device or device, regions)
+    new_types = infer_op(copy, [v.type for v in operands])
+    for result, new_type in zip(copy.results, new_types, strict=True):
+        result.type = new_type
+    for old, new in zip(op.results, copy.results, strict=True):
+        mapping[id(old)] = new
+    return copy
+
+
+def _clone_block(block: Block, mapping: dict[int, Value], rename,  # noqa: ANN001
+                 arg_types: list) -> Block:
+    args = [Value(rename(a.name), t) for a, t in zip(block.args, arg_types, strict=True)]
+    for old, new in zip(block.args, args, strict=True):
+        mapping[id(old)] = new
+    clone = Block(args)
+    for op in block.ops:
+        if op.op == YIELD or not op.results:
+            clone.append(Operation(op.op, rename(op.name),
+                                   [mapping.get(id(v), v) for v in op.operands], [],
+                                   dict(op.attrs), op.loc, op.device))
+        else:
+            clone.append(_clone(op, mapping, rename, None))
+    return clone
+
+
+def _substitute(block: Block, replacements: dict[int, Value]) -> None:
+    for op in block.ops:
+        op.operands = [replacements.get(id(v), v) for v in op.operands]
+        for region in op.regions:
+            _substitute(region, replacements)

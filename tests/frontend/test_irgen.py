@@ -1,0 +1,209 @@
+"""AST → nn IR: names, repetition, macros, residual shortcuts, cross-attention, branches, HPO."""
+
+from __future__ import annotations
+
+import pytest
+
+from neuralc.diagnostics import CompileError
+from neuralc.frontend.check import check_program, shape_hpos
+from neuralc.frontend.irgen import build_module
+from neuralc.frontend.parser import parse_text
+from neuralc.ir.core import Network
+from neuralc.ir.printer import print_module
+from neuralc.ir.verifier import verify_module
+from neuralc.passes.unroll_repeat import unroll_network
+
+
+def build(source: str) -> Network:
+    result = check_program(parse_text(source, "m.neural"))
+    return result.module.networks[0]
+
+
+def ops(network: Network) -> list[tuple[str, str]]:
+    return [(op.name, op.op) for op in network.walk()]
+
+
+def test_keras_like_names_and_repeat_region() -> None:
+    net = build("network N { input: (8,) layers: Dense(4) Dense(4) * 3 Output(2) }")
+    assert ops(net) == [
+        ("dense", "nn.dense"),
+        ("dense_1", "nn.repeat"),
+        ("dense_1.layer", "nn.dense"),
+        ("dense_1.yield", "nn.yield"),
+        ("output", "nn.output"),
+        ("return", "return"),
+    ]
+    repeat = net.body.ops[1]
+    assert repeat.attrs["count"] == 3
+    assert str(repeat.result.type) == "f32[N,4]"
+
+
+def test_repeat_typed_for_first_iteration_and_unrolled_with_new_types() -> None:
+    net = build("network N { input: (32,) layers: Dense(64) * 3 }")
+    repeat = net.body.ops[0]
+    assert str(repeat.regions[0].args[0].type) == "f32[N,32]"
+    assert unroll_network(net)
+    verify_module(_module(net))
+    names = [(op.name, str(op.result.type)) for op in net.body.ops[:-1]]
+    assert names == [("dense.0", "f32[N,64]"), ("dense.1", "f32[N,64]"), ("dense.2", "f32[N,64]")]
+    assert [str(op.operands[0].type) for op in net.body.ops[:-1]] == [
+        "f32[N,32]", "f32[N,64]", "f32[N,64]"]
+
+
+def test_repeated_macro_keeps_inner_names() -> None:
+    source = """
+    define Block { Conv2D(8, (3, 3)) MaxPooling2D((2, 2)) }
+    network N { input: (28, 28, 1) layers: Block() * 2 }
+    """
+    net = build(source)
+    body = [op.name for op in net.body.ops[0].regions[0].ops]
+    assert body == ["block.conv2d", "block.max_pooling2d", "block.yield"]
+    unroll_network(net)
+    assert [op.name for op in net.body.ops[:-1]] == [
+        "block.0.conv2d", "block.0.max_pooling2d", "block.1.conv2d", "block.1.max_pooling2d"]
+    assert str(net.outputs[0].type) == "f32[N,5,5,8]"
+
+
+def test_macro_without_parentheses_expands_inline() -> None:
+    source = """
+    define ConvBlock { Conv2D(4, 3) BatchNormalization() }
+    network N { input: (8, 8, 1) layers: ConvBlock Dropout(0.5) }
+    """
+    assert [op for _, op in ops(build(source))] == [
+        "nn.conv2d", "nn.batch_normalization", "nn.dropout", "return"]
+
+
+def test_residual_with_projection_shortcut() -> None:
+    source = """
+    network R { input: (8, 8, 4) layers:
+      ResidualConnection {
+        Conv2D(8, (3, 3), strides=(2, 2), padding="same")
+        Conv2D(8, (3, 3), padding="same")
+        Conv2D(8, (1, 1), strides=(2, 2), padding="same")
+      }
+    }
+    """
+    residual = build(source).body.ops[0]
+    assert residual.op == "nn.residual_connection"
+    body, shortcut = residual.regions
+    assert [op.op for op in body.ops] == ["nn.conv2d", "nn.conv2d", "nn.yield"]
+    assert [op.op for op in shortcut.ops] == ["nn.conv2d", "nn.yield"]
+    assert str(residual.result.type) == "f32[N,4,4,8]"
+
+
+def test_residual_identity_when_shape_is_kept() -> None:
+    source = "network R { input: (16,) layers: ResidualConnection { Dense(16) Dense(16) } }"
+    residual = build(source).body.ops[0]
+    assert len(residual.regions) == 1
+
+
+def test_residual_shape_mismatch_is_a_diagnostic() -> None:
+    source = "network R { input: (16,) layers: ResidualConnection { Dense(8) } }"
+    with pytest.raises(CompileError) as info:
+        build(source)
+    assert "shortcut" in info.value.render()
+
+
+def test_decoders_after_encoders_cross_attend() -> None:
+    source = """
+    network S { input: (10,) layers:
+      Embedding(100, 16)
+      TransformerEncoder(num_heads=2, dff=32) * 2
+      TransformerDecoder(num_heads=2, dff=32) * 2
+    }
+    """
+    net = build(source)
+    encoders, decoders = net.body.ops[1], net.body.ops[2]
+    decoder = decoders.regions[0].ops[0]
+    assert decoder.attrs["cross_attention"] is True
+    assert decoder.operands[1] is encoders.result
+
+
+def test_decoder_alone_is_causal_self_attention_only() -> None:
+    net = build("network G { input: (10, 16) layers: TransformerDecoder(num_heads=2, dff=32) }")
+    decoder = net.body.ops[0]
+    assert decoder.attrs.get("cross_attention") in (False, None)
+    assert len(decoder.operands) == 1
+
+
+def test_branches_merge() -> None:
+    source = """
+    network M { input: { a: (4,), b: (6,) } layers:
+      a: { Dense(3) }
+      b: { Dense(5) }
+      Concatenate()
+      Dense(1)
+    }
+    """
+    net = build(source)
+    concat = next(op for op in net.walk() if op.op == "nn.concatenate")
+    assert [v.name for v in concat.operands] == ["dense", "dense_1"]
+    assert str(concat.result.type) == "f32[N,8]"
+
+
+def test_branch_errors() -> None:
+    bad = """
+    network M { input: { a: (4,), b: (6,) } layers:
+      a: { Dense(3) }
+      c: { Dense(5) }
+      Concatenate()
+    }
+    """
+    with pytest.raises(CompileError, match="branch 'c'"):
+        build(bad)
+
+
+def test_hpo_enumerates_shape_relevant_values_only() -> None:
+    source = """
+    network H { input: (10, 64) layers:
+      TransformerEncoder(num_heads=HPO(choice(2, 4)), dff=64,
+                         dropout_rate=HPO(range(0.1, 0.3, step=0.1))) * HPO(choice(1, 2))
+    }
+    """
+    program = parse_text(source, "m.neural")
+    assert [values for _, values in shape_hpos(program)] == [(2, 4), (1, 2)]
+    result = check_program(program)
+    assert result.trials_checked == 4
+    layer = result.module.networks[0].body.ops[0].regions[0].ops[0]
+    assert "hpo.range" in print_module(result.module)
+    assert layer.attrs["num_heads"] == 2
+
+
+def test_build_without_trial_keeps_hpo_and_counts_first_candidate() -> None:
+    program = parse_text("network H { input: (8,) layers: Dense(HPO(choice(4, 8))) }", "m")
+    _, built = build_module(program)
+    assert built[0].params == 8 * 4 + 4
+
+
+def test_devices_from_layer_and_execution() -> None:
+    source = """
+    network D { input: (8,) layers: Dense(4) @ "cuda:1" Dense(2)
+      execution { device: "cpu" } }
+    """
+    result = check_program(parse_text(source, "m.neural"))
+    rows = result.networks[0].rows
+    assert [(r.name, r.device) for r in rows] == [("dense", "cuda:1"), ("dense_1", "cpu")]
+    assert result.module.networks[0].body.ops[0].device == "cuda:1"
+
+
+def test_unknown_training_setting_is_a_warning() -> None:
+    source = "network W { input: (8,) layers: Dense(2) train { epochz: 3 } }"
+    result = check_program(parse_text(source, "m.neural"))
+    assert [w.severity for w in result.warnings] == ["warning"]
+    assert "did you mean 'epochs'" in result.warnings[0].render()
+
+
+def test_optimizer_forms() -> None:
+    for text, name in [("Adam", "Adam"), ('"adam"', "Adam"),
+                       ('"Adam(learning_rate=1e-4)"', "Adam"), ("SGD(momentum=0.9)", "SGD")]:
+        source = f"network O {{ input: (8,) layers: Dense(2) optimizer: {text} }}"
+        net = build(source)
+        assert net.attrs["optimizer"].name == name  # type: ignore[union-attr]
+    with pytest.raises(CompileError, match="unknown optimizer 'Adamm'"):
+        build("network O { input: (8,) layers: Dense(2) optimizer: Adamm }")
+
+
+def _module(net: Network):  # noqa: ANN202
+    from neuralc.ir.core import Module
+
+    return Module([net])
