@@ -22,16 +22,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only `command`'s options are loaded when it is given, so that
+    `neuralc check` never imports what `build` or `predict` need."""
     parser = argparse.ArgumentParser(
         prog="neuralc", description="A compiler for the Neural DSL.",
         epilog="Run `neuralc COMMAND --help` for a command's options.")
     parser.add_argument("--version", action="version", version=f"neuralc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        _command_module(module_name).add_arguments(command)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if command is None or command == name:
+            _command_module(module_name).add_arguments(sub_parser)
     return parser
+
+
+def _requested_command(argv: Sequence[str]) -> str | None:
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 def _command_module(module_name: str):  # noqa: ANN202 - a module
@@ -42,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from neuralc.commands.common import Sources, print_diagnostics
     from neuralc.diagnostics import CompileError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_requested_command(argv)).parse_args(argv)
     sources = Sources()
     try:
         return int(_command_module(COMMANDS[args.command][0]).run(args, sources) or 0)

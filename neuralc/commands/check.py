@@ -101,25 +101,27 @@ def _shape_text(tensor: TensorType) -> str:
 
 
 def _print_summary(networks: list[BuiltNetwork], result: CheckResult) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(highlight=False, soft_wrap=False, width=max(100, Console().width))
+    """A Keras-style summary. Plain formatting rather than a rich table: rich takes seconds to
+    lay out a 1,000-layer model, and check must stay fast."""
+    out: list[str] = []
     for built in networks:
         net = built.network
-        table = Table(title=f'Network "{net.name}"', title_justify="left", show_lines=False)
-        table.add_column("Layer (type)")
-        table.add_column("Output Shape")
-        table.add_column("Param #", justify="right")
-        table.add_column("Device")
-        for value in net.inputs:
-            table.add_row(f"{value.name} (Input)", _shape_text(value.type), "0", "")
-        for row in built.rows:
-            table.add_row(f"{row.name} ({row.layer})", _shape_text(row.output_type),
-                          f"{row.params:,}", row.device or "")
-        console.print(table)
-        console.print(f" Total params: {built.params:,}")
-        console.print(f" Output: {_shape_text(net.outputs[0].type)}")
+        rows = [(f"{v.name} (Input)", _shape_text(v.type), "0", "") for v in net.inputs]
+        rows += [(f"{r.name} ({r.layer})", _shape_text(r.output_type), f"{r.params:,}",
+                  r.device or "") for r in built.rows]
+        header = ("Layer (type)", "Output Shape", "Param #", "Device")
+        widths = [max(len(row[i]) for row in (*rows, header)) for i in range(4)]
+        rule = "─" * (sum(widths) + 3 * 3)
+
+        def line(cells: tuple[str, ...]) -> str:
+            left = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
+            return "   ".join([*left, cells[2].rjust(widths[2]), cells[3]]).rstrip()
+
+        out += [f'Network "{net.name}"', rule, line(header), rule]
+        out += [line(row) for row in rows]
+        out += [rule, f" Total params: {built.params:,}",
+                f" Output: {_shape_text(net.outputs[0].type)}", ""]
     if result.trials_total > 1:
-        console.print(f" HPO: {result.trials_checked} shape-relevant combinations checked; "
-                      "the summary shows the first")
+        out.append(f" HPO: {result.trials_checked} shape-relevant combinations checked; "
+                   "the summary shows the first")
+    sys.stdout.write("\n".join(out) + "\n")
