@@ -463,7 +463,7 @@ class _NetworkBuilder:
         if not items:
             raise error("ResidualConnection needs a block of layers", call.loc,
                         "write ResidualConnection { Dense(64) ... }")
-        scope = ctx.scope.child(name)
+        scope = NameScope(name, ctx.scope.taken)  # `name` is already qualified
         if len(items) >= 2 and _is_projection(items[-1]):
             trial = Block([Value(f"{name}.in", x.type)])
             probe = _Ctx(trial, scope.copy(), None, ctx.row_name, ctx.memory)

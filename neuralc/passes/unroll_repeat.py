@@ -13,8 +13,14 @@ from neuralc.ir.shapes import REPEAT, YIELD, infer_op
 
 
 def unroll_network(network: Network) -> bool:
-    """Unroll every repeat in place. Returns whether anything changed."""
-    return _unroll_block(network.body)
+    """Unroll every repeat in place. Returns whether anything changed.
+
+    Copies of a repeated body may themselves be repeats (a repeat inside a repeated macro), so
+    unroll until nothing changes."""
+    changed = False
+    while _unroll_block(network.body):
+        changed = True
+    return changed
 
 
 def _unroll_block(block: Block) -> bool:

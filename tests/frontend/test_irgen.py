@@ -207,3 +207,28 @@ def _module(net: Network):  # noqa: ANN202
     from neuralc.ir.core import Module
 
     return Module([net])
+
+
+def test_residual_inside_repeated_macro_is_named_once() -> None:
+    source = """
+    define Block { ResidualConnection { Dense(8) } }
+    network N { input: (8,) layers: Block() * 2 }
+    """
+    net = build(source)
+    names = [op.name for op in net.walk() if op.op == "nn.dense"]
+    assert names == ["block.residual_connection.dense"]
+    unroll_network(net)
+    names = [op.name for op in net.walk() if op.op == "nn.dense"]
+    assert names == ["block.0.residual_connection.dense", "block.1.residual_connection.dense"]
+
+
+def test_nested_repeats_unroll_completely() -> None:
+    source = """
+    define Block { Dense(8) * 2 }
+    network N { input: (8,) layers: Block() * 3 }
+    """
+    net = build(source)
+    unroll_network(net)
+    assert not any(op.op == "nn.repeat" for op in net.walk())
+    assert [op.name for op in net.body.ops[:2]] == ["block.0.dense.0", "block.0.dense.1"]
+    assert len([op for op in net.walk() if op.op == "nn.dense"]) == 6
