@@ -44,9 +44,9 @@ def time_check(path: Path) -> float:
 
 
 def heavy_modules_imported(path: Path) -> list[str]:
-    probe = ("import sys, neuralc.cli as c; c.main(['check', %r, '--json']);"
+    probe = (f"import sys, neuralc.cli as c; c.main(['check', {str(path)!r}, '--json']);"
              "print(','.join(m for m in ('torch', 'tensorflow', 'keras', 'triton', 'onnx')"
-             " if m in sys.modules), file=sys.stderr)") % str(path)
+             " if m in sys.modules), file=sys.stderr)")
     err = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stderr.strip().splitlines()
     return [m for m in err[-1].split(",") if m] if err else []

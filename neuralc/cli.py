@@ -19,6 +19,9 @@ from neuralc import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("check", "parse, verify and shape-check a model; print a summary"),
     "opt": ("opt", "parse IR text, verify it, run passes and print it"),
+    "build": ("build", "emit a PyTorch module, a Keras module or an ONNX model for a network"),
+    "init": ("init", "write initial weights (safetensors) for a network"),
+    "predict": ("predict", "build a network for a target and run it on .npy inputs"),
 }
 
 

@@ -7,15 +7,14 @@ test modules in an order we do not control, so import Triton first, here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import pytest
 
-try:
+with contextlib.suppress(ImportError):  # absent on a minimal install
     import triton  # noqa: F401
-except ImportError:  # the GPU machine or a minimal install
-    pass
 
 REPO = Path(__file__).resolve().parents[1]
 CONFORMANCE = REPO.parent / "shared" / "conformance"

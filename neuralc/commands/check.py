@@ -100,6 +100,11 @@ def _shape_text(tensor: TensorType) -> str:
     return f"({', '.join(dims)})" + ("" if tensor.dtype == "f32" else f" {tensor.dtype}")
 
 
+def _row_text(cells: tuple[str, ...], widths: list[int]) -> str:
+    left = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
+    return "   ".join([*left, cells[2].rjust(widths[2]), cells[3]]).rstrip()
+
+
 def _print_summary(networks: list[BuiltNetwork], result: CheckResult) -> None:
     """A Keras-style summary. Plain formatting rather than a rich table: rich takes seconds to
     lay out a 1,000-layer model, and check must stay fast."""
@@ -113,12 +118,8 @@ def _print_summary(networks: list[BuiltNetwork], result: CheckResult) -> None:
         widths = [max(len(row[i]) for row in (*rows, header)) for i in range(4)]
         rule = "─" * (sum(widths) + 3 * 3)
 
-        def line(cells: tuple[str, ...]) -> str:
-            left = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
-            return "   ".join([*left, cells[2].rjust(widths[2]), cells[3]]).rstrip()
-
-        out += [f'Network "{net.name}"', rule, line(header), rule]
-        out += [line(row) for row in rows]
+        out += [f'Network "{net.name}"', rule, _row_text(header, widths), rule]
+        out += [_row_text(row, widths) for row in rows]
         out += [rule, f" Total params: {built.params:,}",
                 f" Output: {_shape_text(net.outputs[0].type)}", ""]
     if result.trials_total > 1:

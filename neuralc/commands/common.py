@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -35,10 +36,8 @@ def load_program(path: str, sources: Sources) -> ast.Program:
 
 
 def _remember_text(path: str, sources: Sources) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sources.add(path, Path(path).read_bytes().decode("utf-8", errors="replace"))
-    except OSError:
-        pass
 
 
 def print_diagnostics(diagnostics: Iterable[Diagnostic], sources: Sources) -> None:

@@ -1,0 +1,167 @@
+"""`neuralc build MODEL --target {pytorch,tensorflow,onnx} [-o PATH] [--network NAME]
+[--weights W.safetensors] [--seed N] [--opset N] [-O {0,1,2,3}] [--device D]`.
+
+Checks the program, picks a network, emits the target's artifact and writes it atomically (a
+failing build leaves no file). The default output is `./<model stem><suffix>` in the current
+directory. A program with HPO expressions builds its first combination (as `neuralc check`
+summarizes it). `-O` is accepted for the optimization pipeline; no level changes the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from neuralc.commands.common import Sources, load_program, print_diagnostics, write_atomic
+from neuralc.diagnostics import SourceLocation, did_you_mean, error
+from neuralc.ir.core import Network
+from neuralc.lower.target import DEFAULT_OPSET, TARGET_MODULES, BuildOptions, Target
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a .neural file")
+    add_build_arguments(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        help="the artifact to write (default: ./<model stem>"
+        ".py for pytorch and tensorflow, .onnx for onnx)",
+    )
+    parser.add_argument(
+        "--weights",
+        help="a safetensors weight file (`neuralc init`): checked "
+        "against the network, embedded by onnx, the default of the others",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the initial weights when no weight file is given",
+    )
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options `build` and `predict` share."""
+    parser.add_argument(
+        "--target", required=True, choices=sorted(TARGET_MODULES), help="the framework to emit"
+    )
+    parser.add_argument(
+        "--network", help="the network to build (required when the file defines several)"
+    )
+    parser.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})"
+    )
+    parser.add_argument(
+        "-O",
+        dest="opt_level",
+        type=int,
+        choices=(0, 1, 2, 3),
+        default=0,
+        help="optimization level (no level changes the computed function)",
+    )
+    parser.add_argument(
+        "--device",
+        help='run every layer on this device ("cpu", "cuda", '
+        '"cuda:N", "gpu", "auto"), overriding the model\'s placement',
+    )
+
+
+def run(args: argparse.Namespace, sources: Sources) -> int:
+    network, path = compile_network(args, sources)
+    target = get_target(args.target)
+    options = build_options(args, path)
+    if options.weights is not None:
+        from neuralc.lower.weights import load_checked_weights
+
+        load_checked_weights(network, options.weights)
+    output = Path(args.output) if args.output else Path.cwd() / (Path(path).stem + target.suffix)
+    write_atomic(output, emit_artifact(target, network, options, output))
+    print(output)
+    return 0
+
+
+def compile_network(args: argparse.Namespace, sources: Sources) -> tuple[Network, str]:
+    """Parse and check `args.model`; return the selected network and the program's path."""
+    from neuralc.frontend.check import check_program
+
+    program = load_program(args.model, sources)
+    if not program.networks:
+        raise error(
+            "file defines no network",
+            SourceLocation(program.path, 1, 1),
+            "add a `network Name { input: (...) layers: ... }` block",
+        )
+    if args.device is not None:
+        check_device_option(args.device)
+    result = check_program(program)
+    print_diagnostics(result.warnings, sources)
+    return select_network(
+        [b.network for b in result.networks], args.network, program.path
+    ), program.path
+
+
+def select_network(networks: list[Network], name: str | None, path: str) -> Network:
+    names = [n.name for n in networks]
+    if name is None:
+        if len(networks) == 1:
+            return networks[0]
+        raise error(
+            f"{path} defines {len(networks)} networks; choose one with --network",
+            None,
+            "networks: " + ", ".join(names),
+        )
+    for network in networks:
+        if network.name == name:
+            return network
+    raise error(
+        f"no network named '{name}' in {path}",
+        None,
+        did_you_mean(name, names) or "networks: " + ", ".join(names),
+    )
+
+
+_DEVICE = re.compile(r"^(cpu|cuda|gpu|auto|cuda:\d+)$")
+
+
+def check_device_option(device: str) -> None:
+    from neuralc.frontend.config import DEVICE_HELP
+
+    if not _DEVICE.match(device):
+        raise error(f'invalid --device "{device}"', None, DEVICE_HELP)
+
+
+def get_target(name: str) -> Target:
+    from neuralc.lower.target import get_target as load
+
+    try:
+        return load(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("neuralc"):
+            raise error(f"the {name} target is not available in this build of neuralc") from None
+        raise error(
+            f"the {name} target needs the Python package '{exc.name}'",
+            None,
+            "install neuralc's dependencies (make install)",
+        ) from None
+
+
+def emit_artifact(target: Target, network: Network, options: BuildOptions, path: Path) -> bytes:
+    """`target.emit`, telling targets that write beside the artifact (ONNX external data for
+    models over 2 GB) where it goes."""
+    return target.emit(network, options, artifact=path)
+
+
+def build_options(args: argparse.Namespace, source_path: str) -> BuildOptions:
+    weights = getattr(args, "weights", None)
+    seed = getattr(args, "seed", 0)
+    if seed < 0:
+        raise error(f"--seed must be a non-negative integer, got {seed}")
+    return BuildOptions(
+        source_path=source_path,
+        weights=Path(weights) if weights else None,
+        seed=seed,
+        opset=args.opset,
+        opt_level=args.opt_level,
+        device=args.device,
+    )

@@ -1,0 +1,70 @@
+"""The PyTorch target: a readable, standalone `nn.Module` file, and running it.
+
+`TARGET.emit(network, options)` returns the source of one Python module (see `emitter.py`);
+`TARGET.predict(artifact, weights, inputs, device)` imports *that file* by path, builds the model
+with the weights, and runs it in eval mode without gradients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from neuralc.lower.pytorch.emitter import emit_source
+from neuralc.lower.pytorch.layers import LOWERINGS, LayerCode, lower, register_lowerings
+from neuralc.lower.target import BuildOptions
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from neuralc.ir.core import Network
+
+__all__ = ["LOWERINGS", "TARGET", "LayerCode", "PyTorchTarget", "import_artifact", "lower"]
+
+register_lowerings()
+
+
+class PyTorchTarget:
+    name = "pytorch"
+    suffix = ".py"
+
+    def emit(
+        self, network: Network, options: BuildOptions, artifact: Path | None = None
+    ) -> bytes:
+        """The module's source; `artifact` is unused (the module is a single file)."""
+        if options.weights is not None:
+            # Fail at build time, at the layers' lines, rather than in load_state_dict.
+            from neuralc.lower.weights import load_checked_weights
+
+            load_checked_weights(network, options.weights)
+        return emit_source(network, options).encode("utf-8")
+
+    def predict(
+        self,
+        artifact: Path,
+        weights: Path | None,
+        inputs: dict[str, np.ndarray],
+        device: str,
+    ) -> np.ndarray:
+        """Run the generated module. `device` "" (or None) keeps the model's own placement."""
+        module = import_artifact(artifact)
+        model = module.build_model(str(weights) if weights is not None else None, device or None)
+        return module.predict(model, inputs)  # type: ignore[no-any-return]
+
+
+def import_artifact(path: Path | str) -> ModuleType:
+    """Import a generated file by path under a private module name (not added to sys.modules)."""
+    path = Path(path).resolve()
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(f"neuralc_artifact_{digest}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TARGET = PyTorchTarget()

@@ -1,0 +1,63 @@
+"""The contract every backend meets: emit an artifact from a network, and run that artifact.
+
+`neuralc build` calls `emit` and writes the bytes atomically; `neuralc predict` builds the same
+artifact the same way and then runs *that file* through `predict` (one path: what users build is
+what predict executes). Targets are imported lazily: `check` never pays for torch or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from neuralc.ir.core import Network
+
+TARGET_MODULES = {
+    "pytorch": "neuralc.lower.pytorch",
+    "tensorflow": "neuralc.lower.keras",
+    "onnx": "neuralc.lower.onnx",
+}
+DEFAULT_OPSET = 18
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    source_path: str  # the .neural file, for `# model.neural:LINE` comments and doc strings
+    weights: Path | None = None  # a weight file to load (PyTorch/Keras) or embed (ONNX)
+    seed: int = 0  # initial weights when no weight file is given
+    opset: int = DEFAULT_OPSET
+    opt_level: int = 0
+    device: str | None = None  # override of the model's placement (`--device cpu`)
+
+
+class Target(Protocol):
+    name: str
+    suffix: str  # ".py" or ".onnx"
+
+    def emit(
+        self, network: Network, options: BuildOptions, artifact: Path | None = None
+    ) -> bytes:
+        """The artifact's bytes. `artifact` is where the caller will write them; a target may
+        write companion files beside it (ONNX external data for models over 2 GB)."""
+        ...
+
+    def predict(
+        self,
+        artifact: Path,
+        weights: Path | None,
+        inputs: dict[str, np.ndarray],
+        device: str,
+    ) -> np.ndarray:
+        """Run the artifact. `device` "" keeps the model's own placement; "cpu" (or another
+        device) overrides every layer's placement (`--device`)."""
+        ...
+
+
+def get_target(name: str) -> Target:
+    module = importlib.import_module(TARGET_MODULES[name])
+    return module.TARGET  # type: ignore[no-any-return]
