@@ -23,6 +23,7 @@ format:
 
 docs:
 	$(PY) -m neuralc.docs_gen > docs/layers.md
+	$(PY) -m neuralc.ir.kernel docs/dialects.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,4 +1,11 @@
-"""`neuralc opt FILE.nir`: parse IR text, verify it and print it again."""
+"""`neuralc opt FILE.nir [--passes PIPELINE | -O N] [pipeline flags]`: parse IR text, verify it,
+run passes and print it again.
+
+Without pipeline flags it only parses, verifies and prints (a round trip). `--passes` runs that
+pipeline, `-O N` that level's preset, `--emit tensor|kernel` the lowering to that stage; see
+`neuralc.commands.pipeline_args` for every flag. Diagnostics and dumps go to stderr, the IR to
+stdout (or `-o`).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,16 @@ from neuralc.diagnostics import CompileError, SourceLocation, error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from neuralc.commands.pipeline_args import add_pipeline_arguments
+
     parser.add_argument("file", help="IR text (.nir); '-' reads standard input")
     parser.add_argument("-o", "--output", help="write the IR here instead of standard output")
+    add_pipeline_arguments(parser)
 
 
 def run(args: argparse.Namespace, sources: Sources) -> int:
+    import neuralc.passes  # noqa: F401 - registers the passes and the ops they insert
+    from neuralc.commands.pipeline_args import pipeline_requested, run_pipeline
     from neuralc.ir.parser import parse_module
     from neuralc.ir.printer import print_module
 
@@ -23,6 +35,11 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     sources.add(path, text)
     module = parse_module(text, path)
     verify_or_report(module)
+    if pipeline_requested(args):
+        from neuralc.commands.common import print_diagnostics
+
+        module, ctx = run_pipeline(module, args)
+        print_diagnostics(ctx.warnings, sources)
     out = print_module(module)
     if args.output:
         from neuralc.commands.common import write_atomic

@@ -229,6 +229,10 @@ class OpDef:
     max_regions: int | None = None
     terminator: bool = False
     verify: Callable[[Operation], None] | None = None
+    # What generic passes may assume (`neuralc.passes.traits`): "side_effects" (never removed),
+    # "random" (never merged: dropout), "weights" (owns parameters: never merged, kept by dce).
+    # Ops are side-effect free and deterministic unless a trait says otherwise.
+    traits: frozenset[str] = frozenset()
 
 
 OPS: dict[str, OpDef] = {}

@@ -27,7 +27,7 @@ from neuralc.ir.types import DTYPES, Attr, CallAttr, HPOAttr, TensorType
 
 # Dialect modules that register their ops at import, loaded on first use when present (a dialect
 # that does not exist yet is simply not known).
-DIALECT_MODULES = ("neuralc.ir.tensor", "neuralc.ir.kernel")
+DIALECT_MODULES = ("neuralc.ir.common_ops", "neuralc.ir.tensor", "neuralc.ir.kernel")
 _modules_loaded = False
 
 

@@ -1,29 +1,80 @@
-"""`unroll-repeat`: every `nn.repeat` becomes N distinct copies of its body.
+"""`unroll-repeat{max-count=N}`: every `nn.repeat` becomes N distinct copies of its body.
 
 Each copy gets its own names (`transformer_encoder.3`, `block.1.conv2d`, see `ir/naming.py`) and
 therefore its own weights, and its types are re-inferred, since a repeated layer may change the
 shape on its first iteration (`Dense(64) * 3` after a 32-wide input).
+
+Option `max-count`: repeats of more iterations stay rolled (the emitters handle `nn.repeat`); a
+count that is an open hyperparameter is never unrolled.
+
+    %enc = nn.repeat(%x) {count = 2} -> f32[N,8,32] { ^(%enc.in: ...): %enc.layer = ... }
+    // becomes
+    %enc.0 = nn.transformer_encoder(%x) {...} -> f32[N,8,32]
+    %enc.1 = nn.transformer_encoder(%enc.0) {...} -> f32[N,8,32]
 """
 
 from __future__ import annotations
 
-from neuralc.ir.core import Block, Network, Operation, Value
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from neuralc.ir.core import Block, Module, Network, Operation, Value
 from neuralc.ir.naming import unrolled_name
 from neuralc.ir.shapes import REPEAT, YIELD, infer_op
+from neuralc.passes.base import Pass, PassContext, register_pass
 
 
-def unroll_network(network: Network) -> bool:
-    """Unroll every repeat in place. Returns whether anything changed.
+@register_pass
+@dataclass(frozen=True)
+class UnrollRepeat(Pass):
+    """Unroll `nn.repeat` ops into distinct copies of their bodies."""
+
+    name = "unroll-repeat"
+    description = "every nn.repeat becomes N distinct copies of its body"
+    min_level = 2
+    max_count: int | None = None
+
+    def run(self, module: Module, ctx: PassContext) -> bool:
+        changed = False
+        for net in module.networks:
+            changed |= unroll_network(net, self.max_count)
+        return changed
+
+
+def unroll_network(network: Network, max_count: int | None = None) -> bool:
+    """Unroll every repeat in place (only those of at most `max_count` iterations, when given).
+    Returns whether anything changed.
 
     Copies of a repeated body may themselves be repeats (a repeat inside a repeated macro), so
     unroll until nothing changes."""
+    unrollable = _unrollable(max_count)
     changed = False
-    while _unroll_block(network.body):
+    while _unroll_block(network.body, unrollable):
         changed = True
     return changed
 
 
-def _unroll_block(block: Block) -> bool:
+def _unrollable(max_count: int | None) -> Callable[[Operation], bool]:
+    def check(op: Operation) -> bool:
+        count = op.attrs.get("count")
+        return (isinstance(count, int) and not isinstance(count, bool)
+                and (max_count is None or count <= max_count))
+
+    return check
+
+
+def expand_repeat(op: Operation) -> tuple[list[Operation], list[Value]]:
+    """The copies that replace one `nn.repeat` (nested repeats stay rolled) and the values that
+    replace its results; the caller splices them in."""
+    current = list(op.operands)
+    copies: list[Operation] = []
+    for index in range(int(op.attrs["count"])):  # type: ignore[call-overload]
+        ops, current = _copy_body(op, index, current)
+        copies.extend(ops)
+    return copies, current
+
+
+def _unroll_block(block: Block, unrollable: Callable[[Operation], bool]) -> bool:
     changed = False
     new_ops: list[Operation] = []
     replacements: dict[int, Value] = {}
@@ -31,22 +82,20 @@ def _unroll_block(block: Block) -> bool:
         op.operands = [replacements.get(id(v), v) for v in op.operands]
         for region in op.regions:
             _substitute(region, replacements)
-        if op.op != REPEAT:
+        if op.op != REPEAT or not unrollable(op):
             for region in op.regions:
-                changed |= _unroll_block(region)
+                changed |= _unroll_block(region, unrollable)
             new_ops.append(op)
             continue
         changed = True
-        current = op.operands
-        for index in range(int(op.attrs["count"])):  # type: ignore[call-overload]
-            copies, current = _copy_body(op, index, current)
-            new_ops.extend(copies)
+        copies, current = expand_repeat(op)
+        new_ops.extend(copies)
         for old, new in zip(op.results, current, strict=True):
             replacements[id(old)] = new
     for new_op in new_ops:
         new_op.parent = block
         for region in new_op.regions:
-            _unroll_block(region)
+            _unroll_block(region, unrollable)
     block.ops = new_ops
     return changed
 

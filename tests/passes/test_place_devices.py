@@ -1,0 +1,118 @@
+"""`place-devices`: inheritance, auto splitting, availability, transfers, idempotence."""
+
+from __future__ import annotations
+
+import pytest
+from passes_testlib import compile_nn, ir, roundtrip
+
+from neuralc.diagnostics import CompileError
+from neuralc.ir.verifier import verify_module
+from neuralc.passes import PassContext
+from neuralc.passes.place_devices import PlaceDevices, is_available, op_params, same_device
+
+STACK = """network Stack {
+  input: (16,)
+  layers:
+    Dense(64, activation="relu")
+    Dense(64, activation="relu") * 3
+    Output(4)
+  execution {
+    device: "auto"
+  }
+}
+"""
+
+
+def _devices(module) -> dict[str, str | None]:  # noqa: ANN001
+    return {op.name: op.device for op in module.networks[0].walk() if op.results}
+
+
+def test_second_run_changes_nothing() -> None:
+    module = compile_nn(STACK.replace('"auto"', '"gpu"'))
+    ctx = PassContext()
+    assert PlaceDevices().run(module, ctx)
+    text = roundtrip(module)
+    assert not PlaceDevices().run(module, ctx)
+    assert roundtrip(module) == text
+    assert set(_devices(module).values()) == {"cuda"}
+
+
+def test_auto_without_devices_warns_and_stays_on_the_host() -> None:
+    module = compile_nn(STACK)
+    ctx = PassContext()
+    PlaceDevices().run(module, ctx)
+    assert set(_devices(module).values()) == {None}
+    assert "placed on 'auto' but no devices are listed" in ctx.warnings[0].message
+
+
+def test_auto_uses_available_cuda_devices_and_splits_unrolled_stacks() -> None:
+    from neuralc.passes.unroll_repeat import unroll_network
+
+    module = compile_nn(STACK)
+    unroll_network(module.networks[0])
+    ctx = PassContext(available_devices=("cpu", "cuda:0", "cuda:1"))
+    PlaceDevices().run(module, ctx)
+    verify_module(module)
+    devices = _devices(module)
+    assert devices["dense"] == "cuda:0" and devices["output"] == "cuda:1"
+    stages = [devices[n] for n in ("dense", "dense_1.0", "dense_1.1", "dense_1.2", "output")]
+    assert stages == sorted(stages)  # contiguous stages
+    transfers = [op for op in module.networks[0].walk() if op.op == "nn.transfer"]
+    assert len(transfers) == 1 and transfers[0].attrs == {"to": "cuda:1"}
+
+
+def test_a_rolled_repeat_is_one_stage() -> None:
+    module = compile_nn(STACK)
+    PlaceDevices().run(module, PassContext(devices=("cuda:0", "cuda:1", "cuda:2")))
+    devices = _devices(module)
+    assert devices["dense_1"] == devices["dense_1.layer"]
+    assert op_params(module.networks[0].ops_by_name()["dense_1"]) == 3 * (64 * 64 + 64)
+
+
+def test_tensor_consumers_get_tensor_transfers() -> None:
+    text = ('module {\n  network @T(%x: f32[4,8]) loc("t.neural":1:1) {\n'
+            '    %w = tensor.weight() {key = "lin.weight"} -> f32[16,8] @"cuda:1" '
+            'loc("t.neural":2:5)\n'
+            '    %y = tensor.linear(%x, %w) -> f32[4,16] loc("t.neural":3:5)\n'
+            "    return(%y)\n  }\n}\n")
+    module = ir(text)
+    PlaceDevices().run(module, PassContext())
+    verify_module(module)
+    out = roundtrip(module)
+    assert '%w.to_cpu = tensor.transfer(%w) {to = "cpu"} -> f32[16,8] @"cpu"' in out
+    assert "%y = tensor.linear(%x, %w.to_cpu)" in out
+
+
+def test_invalid_override_is_a_diagnostic() -> None:
+    with pytest.raises(CompileError, match='invalid device "tpu:0"'):
+        PlaceDevices(device="tpu:0").run(compile_nn(), PassContext())
+
+
+def test_unavailable_override_is_one_diagnostic() -> None:
+    with pytest.raises(CompileError) as info:
+        PlaceDevices(device="cuda:1").run(compile_nn(), PassContext(available_devices=("cpu",)))
+    assert len(info.value.diagnostics) == 1
+    assert "--device cuda:1 is not available: only cpu are" in info.value.render()
+
+
+def test_availability_rules() -> None:
+    assert is_available("cpu", ())
+    assert is_available("cuda", ("cuda:1",)) and not is_available("cuda", ("cpu",))
+    assert is_available("cuda:0", ("cuda",)) and not is_available("cuda:1", ("cuda",))
+    assert same_device(None, "cpu") and same_device("cuda", "cuda:0")
+    assert not same_device("cuda", "cuda:1")
+
+
+def test_transfer_verifier() -> None:
+    from neuralc.ir.verifier import find_problems
+
+    base = ('module {\n  network @T(%x: f32[N,8]) loc("t.neural":1:1) {\n'
+            '    %t = nn.transfer(%x) {ATTRS} -> f32[N,8] @"cuda:1" loc("t.neural":2:5)\n'
+            "    return(%t)\n  }\n}\n")
+    verify_module(ir(base.replace("ATTRS", 'to = "cuda:1"')))
+    for attrs, message in (('to = "cuda:0"', "runs on cuda:1 but transfers to cuda:0"),
+                           ('to = "tpu"', "attribute 'to' must be a device"),
+                           ('to = "cuda:1", x = 1', "unexpected attribute 'x'")):
+        problems = [p for p in find_problems(ir(base.replace("ATTRS", attrs)))
+                    if p.severity == "error"]
+        assert problems and message in str(problems[0])
