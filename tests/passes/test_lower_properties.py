@@ -51,8 +51,13 @@ def layer(draw: st.DrawFn, d: int) -> tuple[str, int]:
 def program(draw: st.DrawFn) -> str:
     d0 = d = draw(st.sampled_from(WIDTHS))
     layers: list[str] = []
+    memory_width: int | None = None  # a decoder cross-attends to the latest encoder output
     for _ in range(draw(st.integers(1, 5))):
         text, d = draw(layer(d))
+        if text.startswith("TransformerDecoder") and memory_width not in (None, d):
+            text = text.replace("TransformerDecoder", "TransformerEncoder", 1)
+        if text.startswith("TransformerEncoder"):
+            memory_width = d
         layers.append(text)
     return f"network P {{ input: (5, {d0}) layers: {' '.join(layers)} }}"
 
