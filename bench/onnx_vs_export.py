@@ -2,12 +2,16 @@
 
 The model is the seed transformer (`shared/conformance/seed/transformer_pt.neural`) scaled to a
 2-core machine: 4 post-norm encoder layers, d_model 256, 8 heads, dff 1024, sequence 128, batch
-8, then GlobalAveragePooling1D and Output(10, softmax). Both models get the same weights
-(`init_weights(seed=0)`) and run in ONNX Runtime on the CPU with the same SessionOptions (all
-graph optimizations, 2 intra-op threads, sequential execution); runs alternate between the two
-sessions, and the table shows the median (and the 10th/90th percentiles) after warm-up.
+8, then GlobalAveragePooling1D and Output(10, softmax). neuralc builds it twice: `-O0` (the nn
+IR, layer by layer) and `-O2` (the kernel IR after lowering and fusion: `kernel.attention`,
+`kernel.ffn`, `kernel.add_layernorm`); below opset 23 the -O2 attention is ONNX Runtime's
+`com.microsoft.MultiHeadAttention`, and `-O2 --kernels torch` (the portable decomposition) is
+measured too. All models get the same weights (`init_weights(seed=0)`) and run in ONNX Runtime
+on the CPU with the same SessionOptions (all graph optimizations, 2 intra-op threads,
+sequential execution); runs alternate between the sessions, and the table shows the median (and
+the 10th/90th percentiles) after warm-up.
 
-    .venv/bin/python bench/onnx_vs_export.py [--runs 50] [--warmup 10] [--batch 8]
+    .venv/bin/python bench/onnx_vs_export.py [--runs 50] [--warmup 10] [--batch 8] [--opset 18]
 
 The exporter is `torch.onnx.export(..., dynamo=True)` with a dynamic batch dimension (as
 neuralc's model has); if that fails the legacy TorchScript exporter is used and the output says
@@ -53,6 +57,19 @@ def build_network() -> Any:
     from neuralc.frontend.parser import parse_text
 
     return check_program(parse_text(PROGRAM, "bench_transformer.neural")).networks[0].network
+
+
+def optimized_network(level: int) -> Any:
+    """The network after the `-O<level>` pipeline (as `neuralc build -O<level>` runs it)."""
+    from neuralc.frontend.check import check_program
+    from neuralc.frontend.parser import parse_text
+    from neuralc.passes.base import PassContext
+    from neuralc.passes.manager import PassManager
+    from neuralc.passes.presets import pipeline_for_level
+
+    module = check_program(parse_text(PROGRAM, "bench_transformer.neural")).module
+    PassManager(pipeline_for_level(level), PassContext(opt_level=level)).run(module)
+    return module.networks[0]
 
 
 def torch_module(network: Any, weights: Path, tmp: Path) -> tuple[Any, str]:
@@ -154,6 +171,31 @@ def optimized_nodes(model: bytes, threads: int) -> int:
         return len(onnx.load(str(path)).graph.node)
 
 
+def profile(model: bytes, threads: int, feed: dict[str, np.ndarray], runs: int = 10) -> str:
+    """ONNX Runtime's own per-op-type kernel time (ms per run) over `runs` profiled runs."""
+    import json
+    from collections import Counter
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        sess = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        for _ in range(runs + 2):
+            sess.run(None, feed)
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    totals: Counter[str] = Counter()
+    for event in events[len(events) // (runs + 2) * 2 :]:  # skip about two warm-up runs
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            totals[event["args"]["op_name"]] += event["dur"]
+    return ", ".join(f"{op} {us / runs / 1e3:.2f}" for op, us in totals.most_common())
+
+
 def timed(run: Callable[[], Any]) -> tuple[float, float]:
     """(wall ms, process CPU ms) of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -179,6 +221,11 @@ def main() -> None:
         help="let ONNX Runtime's intra-op threads spin-wait (its default; off here because "
         "spinning threads on a shared 2-core machine make the timings erratic)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print ONNX Runtime's per-op-type kernel times (ms per run) for each model",
+    )
     args = parser.parse_args()
 
     import onnx
@@ -201,6 +248,21 @@ def main() -> None:
             network, BuildOptions("bench_transformer.neural", weights=weights, opset=args.opset)
         )
         ours_s = time.perf_counter() - start
+        start = time.perf_counter()
+        kernel_ir = optimized_network(2)
+        o2: dict[str, bytes] = {}
+        for kernels in ("auto", "torch"):
+            o2[kernels] = TARGET.emit(
+                kernel_ir,
+                BuildOptions(
+                    "bench_transformer.neural",
+                    weights=weights,
+                    opset=args.opset,
+                    opt_level=2,
+                    kernels=kernels,
+                ),
+            )
+        o2_s = (time.perf_counter() - start) / 2
         module, origin = torch_module(network, weights, tmp)
         start = time.perf_counter()
         theirs, how = export(module, x, args.opset)
@@ -208,11 +270,18 @@ def main() -> None:
         with torch.no_grad():
             eager = module(torch.from_numpy(x)).numpy()
 
-    models = {"neuralc": ours, "export": theirs}
+    models = {"neuralc": ours, "O2": o2["auto"], "O2-portable": o2["torch"], "export": theirs}
+    if args.opset >= 23:  # both -O2 builds use ONNX's Attention op
+        del models["O2-portable"]
     sessions = {name: session(m, args.threads, args.spin) for name, m in models.items()}
     feeds = {name: {s.get_inputs()[0].name: x} for name, s in sessions.items()}
     outputs = {name: s.run(None, feeds[name])[0] for name, s in sessions.items()}
-    diff = float(np.max(np.abs(outputs["neuralc"] - outputs["export"])))
+    diffs = {
+        name: float(np.max(np.abs(out - outputs["export"])))
+        for name, out in outputs.items()
+        if name != "export"
+    }
+    diff = max(diffs.values())
     diff_eager = float(np.max(np.abs(outputs["neuralc"] - eager)))
     for name, s in sessions.items():
         for _ in range(args.warmup):
@@ -237,25 +306,51 @@ def main() -> None:
         f"spinning {'on' if args.spin else 'off'}; {args.runs} runs after {args.warmup} warm-up"
     )
     print(f"PyTorch module: {origin}; exporter: {how}")
-    print(f"build time: neuralc emit {ours_s:.2f} s, export {theirs_s:.2f} s")
-    print(f"max |neuralc - export| = {diff:.2e}; max |neuralc - torch eager| = {diff_eager:.2e}")
+    print(
+        f"build time: neuralc emit {ours_s:.2f} s (-O0), {o2_s:.2f} s (-O2 pipeline and emit); "
+        f"export {theirs_s:.2f} s"
+    )
+    print(
+        "max |neuralc - export| = "
+        + ", ".join(f"{diffs[name]:.2e} ({LABELS[name]})" for name in diffs)
+        + f"; max |neuralc -O0 - torch eager| = {diff_eager:.2e}"
+    )
     print()
     print(
         "| model | nodes | nodes after ORT fusions | median ms | p10 ms | p90 ms | median CPU ms |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, label in (("neuralc", "neuralc .onnx"), ("export", "torch.onnx.export")):
+    for name in models:
         med, p10, p90 = stats(wall[name])
         print(
-            f"| {label} | {nodes[name]} | {fused[name]} | {med:.2f} | {p10:.2f} | {p90:.2f} | "
-            f"{statistics.median(cpu[name]):.2f} |"
+            f"| {LABELS[name]} | {nodes[name]} | {fused[name]} | {med:.2f} | {p10:.2f} | "
+            f"{p90:.2f} | {statistics.median(cpu[name]):.2f} |"
         )
-    ratio = stats(wall["neuralc"])[0] / stats(wall["export"])[0]
-    ratio_cpu = statistics.median(cpu["neuralc"]) / statistics.median(cpu["export"])
-    print(f"\nratio neuralc / export: {ratio:.3f} (median wall), {ratio_cpu:.3f} (median CPU)")
+    print()
+    for name in models:
+        if name == "export":
+            continue
+        ratio = stats(wall[name])[0] / stats(wall["export"])[0]
+        ratio_cpu = statistics.median(cpu[name]) / statistics.median(cpu["export"])
+        print(
+            f"ratio {LABELS[name]} / export: {ratio:.3f} (median wall), {ratio_cpu:.3f} "
+            "(median CPU)"
+        )
+    if args.profile:
+        print()
+        for name, model in models.items():
+            print(f"profile {LABELS[name]}: {profile(model, args.threads, feeds[name])}")
     if diff > 1e-4:
-        print("WARNING: the two models' outputs differ by more than 1e-4")
+        print("WARNING: the models' outputs differ by more than 1e-4")
         sys.exit(1)
+
+
+LABELS = {
+    "neuralc": "neuralc -O0 .onnx",
+    "O2": "neuralc -O2 .onnx",
+    "O2-portable": "neuralc -O2 --kernels torch .onnx",
+    "export": "torch.onnx.export",
+}
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("build", "emit a PyTorch module, a Keras module or an ONNX model for a network"),
     "init": ("init", "write initial weights (safetensors) for a network"),
     "predict": ("predict", "build a network for a target and run it on .npy inputs"),
+    "run": ("run", "train a network (its train { } block) with PyTorch or TensorFlow"),
+    "tune": ("tune", "search a network's HPO(...) space with Optuna; write the best as .neural"),
 }
 
 

@@ -10,7 +10,12 @@ summarizes it). `-O` is accepted for the optimization pipeline; no level changes
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from neuralc.commands.common import Sources, load_program, print_diagnostics, write_atomic
@@ -57,14 +62,19 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         dest="opt_level",
         type=int,
         choices=(0, 1, 2, 3),
-        default=0,
-        help="optimization level (no level changes the computed function)",
+        default=2,
+        help="optimization level: 0 one-to-one (matches eager exactly), 1 generic cleanups, "
+        "2 (default) unrolling, lowering and fusion, 3 bf16 on CUDA and autotuning; no level "
+        "changes the computed function beyond rounding",
     )
     parser.add_argument(
         "--device",
         help='run every layer on this device ("cpu", "cuda", '
         '"cuda:N", "gpu", "auto"), overriding the model\'s placement',
     )
+    from neuralc.commands.pipeline_args import add_pipeline_arguments
+
+    add_pipeline_arguments(parser)
 
 
 def run(args: argparse.Namespace, sources: Sources) -> int:
@@ -76,9 +86,48 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
 
         load_checked_weights(network, options.weights)
     output = Path(args.output) if args.output else Path.cwd() / (Path(path).stem + target.suffix)
-    write_atomic(output, emit_artifact(target, network, options, output))
+    if args.emit is not None:
+        from neuralc.ir.printer import print_network
+
+        sys.stdout.write(print_network(optimize(network, args, sources)))
+        return 0
+    with initial_weights(network, options, args.target) as options:
+        network = optimize(network, args, sources)
+        write_atomic(output, emit_artifact(target, network, options, output))
     print(output)
     return 0
+
+
+def optimize(network: Network, args: argparse.Namespace, sources: Sources) -> Network:
+    """Run the `-O` pipeline (or `--passes`) on the network, as `build` and `predict` both do.
+
+    Keras expresses the `nn` stage: for the tensorflow target the pipeline stops there."""
+    from neuralc.commands.pipeline_args import run_pipeline
+    from neuralc.ir.core import Module
+
+    pipeline_args = argparse.Namespace(**vars(args))
+    if args.target == "tensorflow" and pipeline_args.emit is None:
+        pipeline_args.emit = "nn"
+    module, ctx = run_pipeline(Module([network]), pipeline_args,
+                               {"target": args.target, "training": False})
+    print_diagnostics(ctx.warnings, sources)
+    return module.networks[0]
+
+
+@contextlib.contextmanager
+def initial_weights(network: Network, options: BuildOptions,
+                    target: str) -> Iterator[BuildOptions]:
+    """ONNX embeds its weights: without `--weights`, write `neuralc init`'s weights for the
+    un-lowered network to a temporary file, so every stage of the IR finds its weights by key."""
+    if options.weights is not None or target != "onnx":
+        yield options
+        return
+    from neuralc.lower.weights import init_weights, save_weights
+
+    with tempfile.TemporaryDirectory(prefix="neuralc-weights-") as tmp:
+        path = Path(tmp) / "initial.safetensors"
+        save_weights(path, init_weights(network, options.seed))
+        yield dataclasses.replace(options, weights=path)
 
 
 def compile_network(args: argparse.Namespace, sources: Sources) -> tuple[Network, str]:
@@ -164,4 +213,5 @@ def build_options(args: argparse.Namespace, source_path: str) -> BuildOptions:
         opset=args.opset,
         opt_level=args.opt_level,
         device=args.device,
+        kernels=getattr(args, "kernels", None) or "auto",
     )

@@ -25,6 +25,7 @@ from neuralc.commands.build import (
     compile_network,
     emit_artifact,
     get_target,
+    optimize,
 )
 from neuralc.commands.common import Sources, write_atomic
 from neuralc.diagnostics import CompileError, Diagnostic, error
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
         check_placement(network)
     else:
         check_device_available(args.device)
+    network = optimize(network, args, sources)
     artifact_name = Path(path).stem + target.suffix
     # "" = no override: the model's own placement (the targets read it so).
     device = args.device or ""

@@ -18,8 +18,13 @@ class OnnxTarget:
     suffix = ".onnx"
 
     def emit(self, network: Network, options: BuildOptions, artifact: Path | None = None) -> bytes:
-        """The model's bytes. `artifact` (where the caller will write them) is needed only for
-        models over 2 GB, whose weights then go to `<artifact>.data` beside it."""
+        """The model's bytes, from a network at any stage of the IR: `nn` (its weights from
+        `options.weights`, else `init_weights(network, options.seed)`), or `tensor`/`kernel`
+        (after -O2: its `tensor.weight` keys are looked up in `options.weights`, which is then
+        required). `options.kernels` "auto" (default) lets `kernel.attention` below opset 23 use
+        ONNX Runtime's fused `com.microsoft.MultiHeadAttention`; "torch" keeps standard ONNX ops
+        only. `artifact` (where the caller will write the bytes) is needed only for models over
+        2 GB, whose weights then go to `<artifact>.data` beside it."""
         from neuralc.lower.onnx_backend.emitter import emit_model
 
         return emit_model(network, options, artifact)

@@ -33,6 +33,9 @@ class BuildOptions:
     opset: int = DEFAULT_OPSET
     opt_level: int = 0
     device: str | None = None  # override of the model's placement (`--device cpu`)
+    # `kernel.*` ops: "auto" calls neuralc's Triton kernels on CUDA tensors (the PyTorch
+    # composites elsewhere); "torch" always emits the composites (`--kernels torch`).
+    kernels: str = "auto"
 
 
 class Target(Protocol):

@@ -17,6 +17,7 @@ from neuralc.passes import (  # noqa: F401 - imported to register the passes
     fuse_attention,
     fuse_bias_act,
     fuse_ffn,
+    fuse_softmax_cross_entropy,
     legality,
     lower_nn_to_tensor,
     place_devices,

@@ -1,14 +1,21 @@
-"""Walks an unrolled copy of a network and assembles the ONNX model.
+"""Walks a network and assembles the ONNX model.
+
+An `nn` network (-O0, -O1) is walked as an unrolled copy, layer by layer (`nn.transfer`, which
+`place-devices` inserts, is the identity); a network at the tensor or kernel stage (-O2, -O3,
+`--emit tensor`) op by op (stages.py), its weights looked up by the `tensor.weight` keys in the
+weight file, which such a network needs (`neuralc build` writes `neuralc init`'s weights to a
+temporary file when none is given).
 
 The model:
   - opset `BuildOptions.opset` (17–23) of the default domain, the lowest IR version that opset
-    needs (so older runtimes load it);
+    needs (so older runtimes load it), and `com.microsoft` version 1 when a kernel op uses
+    ONNX Runtime's contrib ops (kernel_ops.py);
   - inputs and outputs typed from the IR: `N` (the batch) and every other symbol as a
     `dim_param`, the rest as sizes; the graph's input and output names are the IR's (`input`,
     `dense_1`);
   - the weights as initializers named by their weight-file keys (see graph.py);
-  - metadata: `neuralc.network`, `neuralc.source`, `neuralc.devices` (JSON: layer → device, with
-    its source line, for `predict`'s device check) and `neuralc.weights_sha256` (a digest of the
+  - metadata: `neuralc.network`, `neuralc.source`, `neuralc.devices` (JSON: layer, or op at the
+    tensor/kernel stage → device, with its source line, for `predict`'s device check) and `neuralc.weights_sha256` (a digest of the
     embedded weights, to check a weights file given to `predict` against them).
 
 External data. A protobuf cannot exceed 2 GB, so when the initializers pass
@@ -35,12 +42,14 @@ from onnx import helper
 
 from neuralc import __version__
 from neuralc.diagnostics import CompileError, Diagnostic
+from neuralc.ir.common_ops import TRANSFER_OPS
 from neuralc.ir.core import Block, Network, Operation, primary_loc
 from neuralc.ir.shapes import REPEAT, YIELD, concrete_attrs
 from neuralc.ir.types import TensorType
 from neuralc.layers import LayerSpec, all_layers
-from neuralc.lower.onnx_backend import attention, core, recurrent, spatial
+from neuralc.lower.onnx_backend import attention, core, kernel_ops, recurrent, spatial, tensor_ops
 from neuralc.lower.onnx_backend.graph import CL, ONNX_DTYPES, GraphBuilder, Lowering, Scope, Slot
+from neuralc.lower.onnx_backend.stages import StageEmitter, is_staged, staged_weights
 from neuralc.lower.target import BuildOptions
 from neuralc.passes.unroll_repeat import unroll_network
 
@@ -60,6 +69,8 @@ def _attach_lowerings() -> None:
 
 
 _attach_lowerings()
+
+STAGE_LOWERINGS = {**tensor_ops.LOWERINGS, **kernel_ops.LOWERINGS}
 
 
 def _specs_by_op() -> dict[str, LayerSpec]:
@@ -92,6 +103,8 @@ class _Emitter:
         loc = primary_loc(op.loc)
         scope = Scope(self.graph, op.name, loc)
         device = self.device_override or op.device or self.default_device
+        if op.op in TRANSFER_OPS:  # a device boundary: the data is unchanged
+            return ins[0]
         if device:
             self.devices[op.name] = {"device": device, "loc": str(loc) if loc else None}
         if op.op == REPEAT:  # unroll_network leaves only repeats whose count is still open
@@ -141,6 +154,9 @@ def _execution_device(network: Network) -> str | None:
 def load_network_weights(network: Network, options: BuildOptions) -> dict[str, np.ndarray]:
     from neuralc.lower.weights import init_weights, load_checked_weights
 
+    if is_staged(network):
+        return staged_weights(network, options)
+
     if options.weights is not None:
         return load_checked_weights(network, options.weights)
     return init_weights(network, options.seed)
@@ -160,20 +176,37 @@ def weights_digest(arrays: Mapping[str, np.ndarray], keys: list[str]) -> str:
 def build_model(
     network: Network, options: BuildOptions, arrays: Mapping[str, np.ndarray] | None = None
 ) -> onnx.ModelProto:
-    """The ONNX model of `network` (not mutated: an unrolled copy is walked)."""
+    """The ONNX model of `network` (not mutated): an nn network is walked layer by layer (an
+    unrolled copy), a tensor/kernel-stage one op by op (stages.py)."""
     _check_opset(options.opset, network)
+    staged = is_staged(network)
     if arrays is None:
         arrays = load_network_weights(network, options)
-    flat = copy.deepcopy(network)
-    unroll_network(flat)
+    elif staged:
+        from neuralc.lower.onnx_backend.stages import check_staged_weights
+
+        check_staged_weights(network, arrays, "the weights")
     graph = GraphBuilder(options.opset, arrays)
-    for arg in flat.inputs:
-        graph.fresh(arg.name)
-    emitter = _Emitter(graph, options.device, _execution_device(flat))
-    outs = emitter.block(flat.body, [Slot(a.type.rank, {CL: a.name}) for a in flat.inputs])
+    devices: dict[str, dict[str, Any]]
+    if staged:
+        flat = network
+        stage = StageEmitter(graph, options, STAGE_LOWERINGS, _execution_device(network))
+        tensors = stage.run(network)
+        devices = stage.devices
+    else:
+        flat = copy.deepcopy(network)
+        unroll_network(flat)
+        for arg in flat.inputs:
+            graph.fresh(arg.name)
+        emitter = _Emitter(graph, options.device, _execution_device(flat))
+        outs = emitter.block(flat.body, [Slot(a.type.rank, {CL: a.name}) for a in flat.inputs])
+        tensors = [
+            Scope(graph, value.name, None).get(slot, CL)
+            for value, slot in zip(flat.outputs, outs, strict=True)
+        ]
+        devices = emitter.devices
     output_infos = []
-    for value, slot in zip(flat.outputs, outs, strict=True):
-        tensor = Scope(graph, value.name, None).get(slot, CL)
+    for value, tensor in zip(flat.outputs, tensors, strict=True):
         name = _output_name(graph, tensor, value.name, {a.name for a in flat.inputs})
         output_infos.append(_value_info(name, value.type))
     onnx_graph = helper.make_graph(
@@ -185,12 +218,14 @@ def build_model(
         doc_string=f"network {network.name} from {options.source_path}",
     )
     opset_ids = [helper.make_opsetid("", options.opset)]
+    ir_version = helper.find_min_ir_version_for(opset_ids)
+    opset_ids += [helper.make_opsetid(domain, 1) for domain in sorted(graph.domains)]
     model = helper.make_model(
         onnx_graph,
         opset_imports=opset_ids,
         producer_name="neuralc",
         producer_version=__version__,
-        ir_version=helper.find_min_ir_version_for(opset_ids),
+        ir_version=ir_version,
         doc_string=f"neuralc {__version__}: network {network.name} ({options.source_path})",
     )
     helper.set_model_props(
@@ -198,7 +233,7 @@ def build_model(
         {
             "neuralc.network": network.name,
             "neuralc.source": options.source_path,
-            "neuralc.devices": json.dumps(emitter.devices, sort_keys=True),
+            "neuralc.devices": json.dumps(devices, sort_keys=True),
             "neuralc.weights_sha256": weights_digest(arrays, graph.used_weights),
             "neuralc.weights_skipped": json.dumps(sorted(set(arrays) - set(graph.used_weights))),
         },

@@ -85,6 +85,7 @@ class GraphBuilder:
         self._names: set[str] = set()
         self._shared: dict[tuple[str, tuple[int, ...], bytes], str] = {}
         self._derived: dict[tuple[str, str], str] = {}
+        self.domains: set[str] = set()  # non-default operator domains used (com.microsoft)
 
     # Names ------------------------------------------------------------------------------------
 
@@ -157,6 +158,8 @@ class GraphBuilder:
             **{k: v for k, v in attrs.items() if v is not None},
         )
         self.nodes.append(node)
+        if domain:
+            self.domains.add(domain)
         return out_names
 
     def rename_output(self, old: str, new: str) -> None:
@@ -176,11 +179,14 @@ class GraphBuilder:
 class Scope:
     """Emits the nodes of one layer: names under the layer, the layer's source line as doc."""
 
-    def __init__(self, graph: GraphBuilder, layer: str, loc: SourceLocation | None) -> None:
+    def __init__(
+        self, graph: GraphBuilder, layer: str, loc: SourceLocation | None, doc: str | None = None
+    ) -> None:
         self.graph = graph
         self.layer = layer
         self.loc = loc
-        self.doc = f"{loc.file}:{loc.line}" if loc is not None else ""
+        # `file:line` of the layer, or of every fused op's source (`doc`, comma-separated).
+        self.doc = doc if doc is not None else f"{loc.file}:{loc.line}" if loc is not None else ""
         self.part = ""
 
     @property
@@ -191,7 +197,7 @@ class Scope:
         return CompileError(Diagnostic(message, self.loc, "error", tuple(notes)))
 
     def child(self, part: str) -> Scope:
-        scope = Scope(self.graph, self.layer, self.loc)
+        scope = Scope(self.graph, self.layer, self.loc, self.doc)
         scope.part = f"{self.part}/{part}" if self.part else part
         return scope
 

@@ -1,6 +1,8 @@
 """The PyTorch target: a readable, standalone `nn.Module` file, and running it.
 
-`TARGET.emit(network, options)` returns the source of one Python module (see `emitter.py`);
+`TARGET.emit(network, options)` returns the source of one Python module: per layer for an `nn`
+network (`emitter.py`), one functional call per op at the tensor and kernel stages
+(`functional.py`);
 `TARGET.predict(artifact, weights, inputs, device)` imports *that file* by path, builds the model
 with the weights, and runs it in eval mode without gradients.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -31,15 +34,18 @@ class PyTorchTarget:
     name = "pytorch"
     suffix = ".py"
 
-    def emit(
-        self, network: Network, options: BuildOptions, artifact: Path | None = None
-    ) -> bytes:
+    def emit(self, network: Network, options: BuildOptions, artifact: Path | None = None) -> bytes:
         """The module's source; `artifact` is unused (the module is a single file)."""
         if options.weights is not None:
             # Fail at build time, at the layers' lines, rather than in load_state_dict.
+            from neuralc.lower.pytorch.functional import is_functional
+            from neuralc.lower.pytorch.functional_weights import check_functional_weights
             from neuralc.lower.weights import load_checked_weights
 
-            load_checked_weights(network, options.weights)
+            if is_functional(network):
+                check_functional_weights(network, options.weights)
+            else:
+                load_checked_weights(network, options.weights)
         return emit_source(network, options).encode("utf-8")
 
     def predict(
@@ -56,14 +62,23 @@ class PyTorchTarget:
 
 
 def import_artifact(path: Path | str) -> ModuleType:
-    """Import a generated file by path under a private module name (not added to sys.modules)."""
+    """Import a generated file by path under a private module name.
+
+    The module is in `sys.modules` while it executes, as a normal import would have it: its
+    training loop's dataclasses resolve their annotations through it."""
     path = Path(path).resolve()
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(f"neuralc_artifact_{digest}", path)
+    name = f"neuralc_artifact_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     return module
 
 

@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from neuralc.ir.core import Operation, Value, primary_loc
+from neuralc.ir.core import FusedLoc, Network, Operation, Value, primary_loc
 from neuralc.ir.types import TensorType
 from neuralc.lower.pytorch.snippets import GLOBAL_NAMES
 
@@ -82,6 +82,23 @@ def statement(lines: list[str], pad: str, text: str, op: Operation) -> None:
         lines.append(pad + text)
 
 
+def source_statement(lines: list[str], text: str, op: Operation) -> None:
+    """`text` with the source lines of `op` (`# m.neural:4`, fused: `# m.neural:4,6`)."""
+    locs = op.loc.locs if isinstance(op.loc, FusedLoc) else (op.loc,) if op.loc else ()
+    by_file: dict[str, list[int]] = {}
+    for loc in locs:
+        lines_of = by_file.setdefault(Path(loc.file).name, [])
+        if loc.line not in lines_of:
+            lines_of.append(loc.line)
+    comment = ", ".join(f"{f}:{','.join(map(str, ns))}" for f, ns in by_file.items())
+    if not comment:
+        lines.append(text)
+    elif len(text) + len(comment) + 12 <= LINE_LENGTH:
+        lines.append(f"{text}  # {comment}")
+    else:
+        lines += [f"# {comment}", text]
+
+
 def tensor_text(t: TensorType) -> str:
     return f"{t.dtype}[{','.join(str(d) for d in t.shape)}]"
 
@@ -89,7 +106,10 @@ def tensor_text(t: TensorType) -> str:
 def docstring(text: str, pad: str) -> list[str]:
     if len(pad) + len(text) + 6 <= LINE_LENGTH:
         return [f'{pad}"""{text}"""']
-    wrapped = textwrap.wrap(text, LINE_LENGTH - len(pad) - 3, break_long_words=False)
+    width = LINE_LENGTH - len(pad) - 3
+    wrapped = textwrap.wrap(text, width, break_long_words=False)
+    if len(wrapped) == 1:  # the formatter would join `"""text` and `"""` past the limit
+        wrapped = textwrap.wrap(text, max(len(text) // 2 + 1, 20), break_long_words=False)
     return [f'{pad}"""{wrapped[0]}', *(pad + line for line in wrapped[1:]), f'{pad}"""']
 
 
@@ -176,3 +196,52 @@ def format_source(text: str) -> str:
     except (OSError, subprocess.SubprocessError):
         return text
     return done.stdout if done.returncode == 0 else text
+
+
+# Training ------------------------------------------------------------------------------------
+
+MAIN_BLOCK = 'if __name__ == "__main__":\n    main()\n'
+
+
+def runtime_with_training(runtime: str, network: Network) -> str:
+    """The runtime tail with the training loop (`neuralc.lower.train_*` templates) and a
+    `__main__` that trains with `--data` and predicts otherwise: the module `build` writes is
+    the one `neuralc run` trains."""
+    from neuralc.lower.training import (
+        MAIN_DISPATCH,
+        config_literal,
+        training_config,
+        training_source,
+    )
+
+    head = runtime.removesuffix(MAIN_BLOCK)
+    return (head + config_literal(training_config(network)) + "\n\n\n"
+            + training_source("pytorch", imports=False) + "\n\n\n" + MAIN_DISPATCH)
+
+
+def merge_imports(block: str, extra: list[str]) -> str:
+    """`block` (an emitter's import block) with the `extra` import lines merged in, isort-style:
+    standard library, then third party; plain imports before from-imports, each sorted; what
+    follows the imports in `block` (a guarded try/except import) stays after them."""
+    lines = block.splitlines()
+    future = [line for line in lines if line.startswith("from __future__")]
+    plain = [line for line in lines if line.startswith(("import ", "from "))
+             and line not in future]
+    first_other = next((i for i, line in enumerate(lines) if line.strip() and
+                        not line.startswith(("import ", "from "))), len(lines))
+    rest = lines[first_other:]
+    merged = list(dict.fromkeys([*plain, *extra]))
+
+    def module(line: str) -> str:
+        return line.split()[1]
+
+    def section(line: str) -> int:
+        return 0 if module(line).split(".")[0] in sys.stdlib_module_names else 1
+
+    out = [*future, ""]
+    for group in (0, 1):
+        members = [line for line in merged if section(line) == group]
+        members.sort(key=lambda line: (line.startswith("from "), module(line).lower(), line))
+        if members:
+            out += [*members, ""]
+    return "\n".join(out + rest).rstrip("\n")

@@ -37,8 +37,10 @@ from neuralc.lower.pytorch.codegen import (
     fill,
     format_source,
     imports,
+    merge_imports,
     python_name,
     quote,
+    runtime_with_training,
     statement,
     tensor_text,
     torch_dtype,
@@ -52,6 +54,7 @@ from neuralc.lower.pytorch.snippets import (
     with_dependencies,
 )
 from neuralc.lower.target import BuildOptions
+from neuralc.lower.training import training_imports
 from neuralc.lower.weights import LayerInstance, layer_instances
 
 RESIDUAL = "nn.residual_connection"
@@ -472,9 +475,10 @@ class Emitter:
         for cls in self.classes:
             lines += self._class_text(cls, root=cls is root)
             lines.append("")
-        lines.append(RUNTIME.replace("@@ROOT@@", root.name))
+        lines.append(runtime_with_training(RUNTIME.replace("@@ROOT@@", root.name), self.network))
         text = "\n".join(lines)
-        return text.replace("@@IMPORTS@@", imports(text))
+        return text.replace("@@IMPORTS@@",
+                            merge_imports(imports(text), training_imports("pytorch")))
 
     def _class_text(self, cls: _Class, root: bool) -> list[str]:
         args = ", ".join(f"{a}: torch.Tensor" for a in cls.args)
@@ -570,5 +574,25 @@ def _uses(ops: list[Operation], tail: list[Value]) -> dict[int, set[int]]:
 
 
 def emit_source(network: Network, options: BuildOptions) -> str:
-    """The formatted PyTorch module for `network`."""
-    return format_source(Emitter(network, options).emit())
+    """The formatted PyTorch module for `network`: per layer for the `nn` stage, one functional
+    call per op for the tensor and kernel stages (`functional.py`)."""
+    from neuralc.lower.pytorch.functional import emit_functional, is_functional
+
+    if is_functional(network):
+        return emit_functional(network, options)
+    return format_source(Emitter(without_transfers(network), options).emit())
+
+
+def without_transfers(network: Network) -> Network:
+    """`network` without its `nn.transfer` ops (a copy when it has any): the nn path moves data
+    at the boundaries between layers' devices itself."""
+    if not any(op.op == "nn.transfer" for op in network.walk()):
+        return network
+    from neuralc.ir.parser import parse_module
+    from neuralc.ir.printer import print_network
+    from neuralc.passes.rewrite import replace_op
+
+    copy = parse_module("module {\n" + print_network(network, 1) + "\n}\n").networks[0]
+    for op in [op for op in copy.walk() if op.op == "nn.transfer"]:
+        replace_op(copy, op, [op.operands[0]])
+    return copy

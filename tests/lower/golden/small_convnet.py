@@ -11,6 +11,15 @@ Run: python small_convnet.py --weights W.safetensors --input X.npy -o Y.npy
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -216,5 +225,1252 @@ def main() -> None:
     np.save(args.output, predict(model, inputs))
 
 
+TRAIN_CONFIG = {
+    "network": "SmallConvNet",
+    "inputs": [{"name": "input", "dtype": "float32", "shape": [28, 28, 1]}],
+    "output": {
+        "shape": [10],
+        "dtype": "float32",
+        "activation": "softmax",
+        "logits_layer": None,
+        "loss_input": "values",
+    },
+    "loss": "mse",
+    "metrics": [],
+    "optimizer": {
+        "name": "Adam",
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-07,
+        "amsgrad": False,
+        "weight_decay": 0.0,
+    },
+    "train": {
+        "epochs": 1,
+        "batch_size": 32,
+        "validation_split": 0.0,
+        "early_stopping_patience": None,
+        "checkpoint_path": None,
+        "shuffle": True,
+        "seed": 0,
+        "gradient_clip": None,
+        "steps_per_epoch": None,
+        "search_method": "bayesian",
+        "num_trials": 10,
+    },
+    "execution": {"device": None, "mixed_precision": False},
+}
+
+
+# --- Training loop: train(model, TRAIN_CONFIG, data), train_main(build_model, ...) ---
+
+CHECKPOINT_FORMAT = "neuralc-checkpoint-v1"
+
+
+class TrainingError(RuntimeError):
+    """A training failure the user can act on (divergence, a missing checkpoint, bad data)."""
+
+
+class Diverged(TrainingError):
+    """The loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, step: int, global_step: int, value: float) -> None:
+        self.epoch, self.step, self.global_step, self.value = epoch, step, global_step, value
+        super().__init__(
+            f"training diverged: the loss is {value} at epoch {epoch}, step {step} "
+            f"(global step {global_step}); lower the learning rate or set "
+            "train { gradient_clip: 1.0 }"
+        )
+
+
+# Learning-rate schedules (Keras semantics; `step` counts optimizer steps from 0) -------------
+
+
+Schedule = Callable[[int], float]
+
+
+def make_schedule(spec: Any) -> Schedule:
+    """`spec` is a number or `{"name": ..., **arguments}` (see training_config)."""
+    if not isinstance(spec, Mapping):
+        value = float(spec)
+        return lambda step: value
+    a = dict(spec)
+    name = a.pop("name")
+    builder = _SCHEDULES.get(name)
+    if builder is None:
+        raise TrainingError(f"unknown learning-rate schedule {name!r}")
+    return builder(a)
+
+
+def _exponential(a: dict[str, Any]) -> Schedule:
+    init, steps, rate = float(a["initial_learning_rate"]), float(a["decay_steps"]), a["decay_rate"]
+    stair = bool(a.get("staircase", False))
+    return lambda s: init * rate ** (math.floor(s / steps) if stair else s / steps)
+
+
+def _step_decay(a: dict[str, Any]) -> Schedule:
+    return _exponential({**a, "staircase": True})
+
+
+def _inverse_time(a: dict[str, Any]) -> Schedule:
+    init, steps, rate = float(a["initial_learning_rate"]), float(a["decay_steps"]), a["decay_rate"]
+    stair = bool(a.get("staircase", False))
+    return lambda s: init / (1 + rate * (math.floor(s / steps) if stair else s / steps))
+
+
+def _cosine(a: dict[str, Any]) -> Schedule:
+    init, steps = float(a["initial_learning_rate"]), float(a["decay_steps"])
+    alpha = float(a.get("alpha", 0.0))
+    target, warm = a.get("warmup_target"), float(a.get("warmup_steps", 0) or 0)
+
+    def decay(step: float, top: float) -> float:
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+        return top * ((1 - alpha) * cosine + alpha)
+
+    if target is None:
+        return lambda s: decay(s, init)
+    top = float(target)
+    return lambda s: (init + (top - init) * s / warm) if s < warm else decay(s - warm, top)
+
+
+def _warmup_cosine(a: dict[str, Any]) -> Schedule:
+    return _cosine(
+        {
+            "initial_learning_rate": 0.0,
+            "decay_steps": a["decay_steps"],
+            "alpha": a.get("alpha", 0.0),
+            "warmup_target": a["initial_learning_rate"],
+            "warmup_steps": a["warmup_steps"],
+        }
+    )
+
+
+def _polynomial(a: dict[str, Any]) -> Schedule:
+    init, steps = float(a["initial_learning_rate"]), float(a["decay_steps"])
+    end, power = float(a.get("end_learning_rate", 0.0001)), float(a.get("power", 1.0))
+    cycle = bool(a.get("cycle", False))
+
+    def lr(s: int) -> float:
+        horizon = steps * max(1.0, math.ceil(s / steps)) if cycle else steps
+        fraction = 1 - (s if cycle else min(s, steps)) / horizon
+        return (init - end) * fraction**power + end
+
+    return lr
+
+
+def _piecewise(a: dict[str, Any]) -> Schedule:
+    bounds, values = list(a["boundaries"]), [float(v) for v in a["values"]]
+    if len(values) != len(bounds) + 1:
+        raise TrainingError("PiecewiseConstantDecay needs one value more than boundaries")
+    return lambda s: values[sum(1 for b in bounds if s > b)]
+
+
+def _warmup(a: dict[str, Any]) -> Schedule:
+    after = make_schedule(a["learning_rate"])
+    warm, start = float(a["warmup_steps"]), float(a.get("initial_learning_rate", 0.0))
+    peak = after(0)
+    return lambda s: start + (peak - start) * s / warm if s < warm else after(int(s - warm))
+
+
+_SCHEDULES: dict[str, Callable[[dict[str, Any]], Schedule]] = {
+    "ExponentialDecay": _exponential,
+    "StepDecay": _step_decay,
+    "CosineDecay": _cosine,
+    "WarmupCosineDecay": _warmup_cosine,
+    "PolynomialDecay": _polynomial,
+    "PiecewiseConstantDecay": _piecewise,
+    "InverseTimeDecay": _inverse_time,
+    "Warmup": _warmup,
+}
+
+
+# Batches ---------------------------------------------------------------------------------
+
+
+def epoch_order(n: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray | None:
+    """The sample order of one epoch (None: in order). Depends on (seed, epoch) only, so a
+    resumed run sees the batches an uninterrupted one would have."""
+    if not shuffle:
+        return None
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+
+
+def batch_bounds(n: int, batch_size: int, steps: int | None = None) -> list[tuple[int, int]]:
+    """`[(start, stop), ...]`; the last batch may be short (Keras and DataLoader keep it)."""
+    bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    return bounds[:steps] if steps else bounds
+
+
+# Early stopping, state ------------------------------------------------------------------------
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint restores besides weights and optimizer state."""
+
+    epoch: int = 0  # the epoch in progress (0-based); completed epochs = epoch
+    batch: int = 0  # batches already done in `epoch` (a checkpoint taken mid-epoch)
+    step: int = 0  # optimizer steps done in total
+    best: float = math.inf
+    best_epoch: int = 0
+    wait: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), allow_nan=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainState:
+        return cls(**json.loads(text))
+
+
+def monitor_name(has_validation: bool) -> str:
+    return "val_loss" if has_validation else "train_loss"
+
+
+def update_best(state: TrainState, logs: Mapping[str, float], monitor: str) -> bool:
+    """Record the epoch's monitored value; True when it is the best so far."""
+    value = float(logs[monitor])
+    if value < state.best:
+        state.best, state.best_epoch, state.wait = value, int(logs["epoch"]), 0
+        return True
+    state.wait += 1
+    return False
+
+
+def check_finite(values: list[float], state: TrainState, first_step: int) -> None:
+    """Raise `Diverged` at the first non-finite per-step loss (`first_step`: its 0-based
+    global step)."""
+    for offset, value in enumerate(values):
+        if not math.isfinite(value):
+            global_step = first_step + offset + 1
+            steps_before = sum(h.get("steps", 0) for h in state.history)
+            raise Diverged(state.epoch + 1, global_step - steps_before, global_step, value)
+
+
+def checkpoint_location(path: str | None, output_dir: str) -> tuple[str, str | None]:
+    """Where checkpoints go, and a note when the DSL path was changed. Relative paths are
+    relative to the output directory; `.h5`/`.keras` become `.safetensors` beside them."""
+    note = None
+    target = path or "checkpoint.safetensors"
+    root, ext = os.path.splitext(target)
+    if ext.lower() in (".h5", ".hdf5", ".keras", ".pt", ".pth", ".ckpt"):
+        note = (
+            f"checkpoint_path {target!r}: checkpoints are safetensors files (weights, "
+            f"optimizer state, epoch); writing {root + '.safetensors'!r}"
+        )
+        target = root + ".safetensors"
+    elif not ext:
+        target += ".safetensors"
+    if not os.path.isabs(target):
+        target = os.path.join(output_dir, target)
+    return target, note
+
+
+# Metrics record -------------------------------------------------------------------------------
+
+
+def epoch_logs(
+    sums: Mapping[str, float], counts: Mapping[str, float], prefix: str = ""
+) -> dict[str, float]:
+    logs: dict[str, float] = {}
+    for name, total in sums.items():
+        key = "train_loss" if name == "loss" and not prefix else prefix + name
+        logs[key] = float(total) / max(float(counts[name]), 1.0)
+    return logs
+
+
+def run_record(state: TrainState, config: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """The metrics JSON: per-epoch `train_loss`, `val_loss`, metrics, `lr`; per-step loss and
+    learning rate; the best epoch."""
+    return {
+        "network": config.get("network"),
+        "loss": config.get("loss"),
+        "epochs": state.history,
+        "steps": {"loss": state.step_losses, "lr": state.lrs},
+        "best_epoch": state.best_epoch or None,
+        "best": state.best if math.isfinite(state.best) else None,
+        **extra,
+    }
+
+
+def running_loss(sums: Mapping[str, Any], counts: Mapping[str, Any]) -> str:
+    return f"loss {float(sums['loss']) / max(float(counts['loss']), 1.0):.4g}"
+
+
+def write_json(path: str, record: Mapping[str, Any]) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1, default=float)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+# Progress -------------------------------------------------------------------------------------
+
+
+class EpochProgress:
+    """One progress bar per epoch (rich when available) with the running loss and metrics.
+    No refresh thread: the loop redraws at most every 0.2 s, so the bar costs no share of a
+    step worth measuring."""
+
+    def __init__(self, verbose: bool, total_epochs: int) -> None:
+        self.verbose, self.total_epochs = verbose, total_epochs
+        self.bar: Any = None
+        self.task: Any = None
+        self.last = 0.0
+        self.done = 0
+
+    def start(self, epoch: int, steps: int) -> None:
+        self.done, self.last = 0, time.perf_counter()
+        if not self.verbose:
+            return
+        if self.bar is None:
+            try:
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
+            except ImportError:
+                return
+            from rich.console import Console
+
+            self.bar = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[info]}"),
+                auto_refresh=False,
+                console=Console(stderr=True),
+            )
+            self.bar.start()
+        self.task = self.bar.add_task(
+            "train", total=steps, info="", epoch=f"{epoch + 1}/{self.total_epochs}"
+        )
+        self.bar.refresh()
+
+    def advance(self, count: int, info: Callable[[], str]) -> None:
+        self.done += count
+        if self.bar is None:
+            return
+        now = time.perf_counter()
+        if now - self.last > 0.2:
+            self.last = now
+            self.bar.update(self.task, completed=self.done, info=info())
+            self.bar.refresh()
+
+    def finish(self, logs: Mapping[str, float]) -> None:
+        text = "  ".join(
+            f"{k} {v:.4g}"
+            for k, v in logs.items()
+            if k not in ("epoch", "steps", "time_s", "lr", "samples_per_s")
+        )
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=self.done, info=text)
+            self.bar.refresh()
+            self.task = None
+        elif self.verbose:
+            print(f"epoch {int(logs['epoch'])}/{self.total_epochs}: {text}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def print_table(history: list[dict[str, Any]], note: str = "") -> None:
+    """The final per-epoch table (rich when available)."""
+    if not history:
+        return
+    keys = [k for k in history[0] if k not in ("steps",)]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print("  ".join(keys))
+        for row in history:
+            print("  ".join(_cell(row.get(k)) for k in keys))
+        return
+    table = Table(title="training", caption=note or None)
+    for key in keys:
+        table.add_column(key, justify="right")
+    for row in history:
+        table.add_row(*(_cell(row.get(k)) for k in keys))
+    Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+SPARSE_LOSSES = ("sparse_categorical_crossentropy", "nll")
+DENSE_LOSSES = ("categorical_crossentropy", "kl_divergence")
+BINARY_LOSSES = ("binary_crossentropy",)
+
+
+class DataError(ValueError):
+    """Data that does not fit the model; `notes` say how to fix it."""
+
+    def __init__(self, message: str, *notes: str) -> None:
+        super().__init__(message)
+        self.message, self.notes = message, tuple(n for n in notes if n)
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *(f"note: {n}" for n in self.notes)])
+
+
+@dataclass
+class Prepared:
+    xs: list[np.ndarray]  # one array per model input, in the model's input order
+    y: np.ndarray
+    xs_val: list[np.ndarray] | None
+    y_val: np.ndarray | None
+    label_mode: str  # "sparse" (class ids), "dense" (one-hot/probabilities), "binary", "value"
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+
+def load_arrays(path: str) -> dict[str, np.ndarray]:
+    """`.npz` (keys `x`, `y`, optionally `x_val`, `y_val`) or a folder of `NAME.npy` files."""
+    if os.path.isdir(path):
+        names = sorted(f for f in os.listdir(path) if f.endswith(".npy"))
+        if not names:
+            raise DataError(
+                f"data folder '{path}' holds no .npy files",
+                "write x.npy and y.npy (and optionally x_val.npy, y_val.npy)",
+            )
+        return {n[:-4]: np.load(os.path.join(path, n), allow_pickle=False) for n in names}
+    if not os.path.exists(path):
+        raise DataError(f"data file '{path}' does not exist")
+    if not path.endswith(".npz"):
+        raise DataError(
+            f"cannot read data from '{path}'",
+            "give a .npz file with arrays x and y, or a folder of .npy files",
+        )
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read data file '{path}': {exc}") from None
+
+
+def _input_key(arrays: Mapping[str, np.ndarray], name: str, single: bool, suffix: str) -> str:
+    candidates = ([f"x{suffix}"] if single else []) + [f"x_{name}{suffix}", f"{name}{suffix}"]
+    for key in candidates:
+        if key in arrays:
+            return key
+    return ""
+
+
+def select_arrays(arrays: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> Prepared:
+    """Pick each input's array and the labels, check them against the model, split off the
+    validation data."""
+    inputs = config["inputs"]
+    single = len(inputs) == 1
+    xs: list[np.ndarray] = []
+    xs_val: list[np.ndarray] = []
+    for spec in inputs:
+        key = _input_key(arrays, spec["name"], single, "")
+        if not key:
+            wanted = "x" if single else f"x_{spec['name']} (or {spec['name']})"
+            raise DataError(
+                f"the data has no array '{wanted}' for the model's input '{spec['name']}'",
+                f"arrays in the data: {', '.join(arrays)}",
+            )
+        xs.append(arrays[key])
+        val_key = _input_key(arrays, spec["name"], single, "_val")
+        if val_key:
+            xs_val.append(arrays[val_key])
+    if "y" not in arrays:
+        raise DataError("the data has no labels 'y'", f"arrays in the data: {', '.join(arrays)}")
+    has_val = bool(xs_val) and "y_val" in arrays
+    if xs_val and len(xs_val) != len(inputs) or bool(xs_val) != ("y_val" in arrays):
+        raise DataError("validation data needs x_val and y_val (one x_val per input)")
+    return prepare(
+        xs, arrays["y"], xs_val if has_val else None, arrays["y_val"] if has_val else None, config
+    )
+
+
+def prepare(
+    xs: Sequence[np.ndarray],
+    y: np.ndarray,
+    xs_val: Sequence[np.ndarray] | None,
+    y_val: np.ndarray | None,
+    config: Mapping[str, Any],
+) -> Prepared:
+    checked = check_inputs(xs, config, "x")
+    labels, mode = check_labels(y, config, "y", checked[0].shape[0])
+    val_x: list[np.ndarray] | None = None
+    val_y: np.ndarray | None = None
+    if xs_val is not None and y_val is not None:
+        val_x = check_inputs(xs_val, config, "x_val")
+        val_y, _ = check_labels(y_val, config, "y_val", val_x[0].shape[0])
+    else:
+        split = float(config["train"].get("validation_split") or 0.0)
+        if split > 0:
+            # Keras' rule: the last `split` fraction, taken before any shuffling.
+            at = int(labels.shape[0] * (1.0 - split))
+            if at < 1 or at >= labels.shape[0]:
+                raise DataError(
+                    f"validation_split {split} leaves no training or no validation "
+                    f"samples out of {labels.shape[0]}"
+                )
+            val_x, val_y = [x[at:] for x in checked], labels[at:]
+            checked, labels = [x[:at] for x in checked], labels[:at]
+    return Prepared(checked, labels, val_x, val_y, mode)
+
+
+def _fits(shape: Sequence[int], expected: Sequence[Any]) -> bool:
+    return len(shape) == len(expected) and all(
+        e is None or e == s for s, e in zip(shape, expected, strict=True)
+    )
+
+
+def _shape_text(dims: Sequence[Any]) -> str:
+    inner = ", ".join("None" if d is None else str(d) for d in dims)
+    return f"({inner},)" if len(dims) == 1 else f"({inner})"
+
+
+def check_inputs(
+    xs: Sequence[np.ndarray], config: Mapping[str, Any], what: str
+) -> list[np.ndarray]:
+    out: list[np.ndarray] = []
+    n = None
+    for x, spec in zip(xs, config["inputs"], strict=True):
+        x = np.asarray(x)
+        label = what if len(config["inputs"]) == 1 else f"{what} for input '{spec['name']}'"
+        if not _fits(x.shape[1:], spec["shape"]):
+            raise DataError(
+                f"{label} has shape {_shape_text(x.shape)} but the model's input "
+                f"'{spec['name']}' takes {_shape_text([None, *spec['shape']])} "
+                "(batch first)",
+                "the first axis is the sample; the others must match `input:` in the model",
+            )
+        if n is not None and x.shape[0] != n:
+            raise DataError(f"{label} has {x.shape[0]} samples but the first input has {n}")
+        n = x.shape[0]
+        if spec["dtype"].startswith("int"):
+            if not np.issubdtype(x.dtype, np.integer):
+                raise DataError(
+                    f"{label} holds {x.dtype} values but input '{spec['name']}' feeds an "
+                    "Embedding, which takes integer token ids",
+                    "convert the ids with x.astype('int64')",
+                )
+            vocab = spec.get("vocab")
+            if x.size and vocab and (x.min() < 0 or x.max() >= vocab):
+                raise DataError(
+                    f"{label} holds token ids in [{x.min()}, {x.max()}] but the "
+                    f"Embedding's input_dim is {vocab}"
+                )
+            out.append(x.astype(np.int64, copy=False))
+        else:
+            if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+                raise DataError(f"{label} holds {x.dtype} values; the model takes numbers")
+            x = x.astype(np.float32, copy=False)
+            if not np.isfinite(x).all():
+                raise DataError(f"{label} contains NaN or infinite values")
+            out.append(x)
+    return out
+
+
+def label_mode(config: Mapping[str, Any], y: np.ndarray) -> str:
+    loss = config["loss"]
+    if loss in SPARSE_LOSSES:
+        return "sparse"
+    if loss in DENSE_LOSSES:
+        return "dense"
+    if loss == "cross_entropy":
+        return "sparse" if np.issubdtype(y.dtype, np.integer) else "dense"
+    if loss in BINARY_LOSSES:
+        return "binary"
+    return "value"
+
+
+def check_labels(
+    y: np.ndarray, config: Mapping[str, Any], what: str, n: int
+) -> tuple[np.ndarray, str]:
+    y = np.asarray(y)
+    loss, out_shape = config["loss"], list(config["output"]["shape"])
+    mode = label_mode(config, y)
+    if y.shape[:1] != (n,):
+        raise DataError(
+            f"{what} has {y.shape[0] if y.ndim else 0} labels but there are {n} samples"
+        )
+    if mode == "sparse":
+        if not np.issubdtype(y.dtype, np.integer):
+            if _fits(y.shape[1:], out_shape) and out_shape[-1] != 1:
+                raise DataError(
+                    f"{what} holds one-hot labels of shape {_shape_text(y.shape)} but loss "
+                    f"'{loss}' takes integer class ids",
+                    'one-hot labels need loss: "categorical_crossentropy"',
+                    f"or convert them to class ids: {what}.argmax(-1)",
+                )
+            raise DataError(
+                f"{what} holds {y.dtype} labels but loss '{loss}' takes integer class ids",
+                'for one-hot labels use loss: "categorical_crossentropy"',
+                f"for class ids stored as floats convert them: {what}.astype('int64')",
+            )
+        expected = out_shape[:-1]
+        if y.ndim == len(expected) + 2 and y.shape[-1] == 1:
+            y = y[..., 0]
+        if not _fits(y.shape[1:], expected):
+            hint = (
+                'one-hot labels need loss: "categorical_crossentropy"'
+                if _fits(y.shape[1:], out_shape)
+                else ""
+            )
+            raise DataError(
+                f"{what} has shape {_shape_text(y.shape)} but loss '{loss}' on the "
+                f"output {_shape_text([None, *out_shape])} takes class ids of shape "
+                f"{_shape_text([None, *expected])}",
+                hint,
+            )
+        classes = out_shape[-1]
+        if y.size and classes and (y.min() < 0 or y.max() >= classes):
+            raise DataError(
+                f"{what} holds class ids in [{y.min()}, {y.max()}] but the output "
+                f"has {classes} classes"
+            )
+        return y.astype(np.int64, copy=False), mode
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+        raise DataError(f"{what} holds {y.dtype} values; loss '{loss}' takes numbers")
+    if out_shape and out_shape[-1] == 1 and _fits(y.shape[1:], out_shape[:-1]):
+        y = y[..., None]
+    if not _fits(y.shape[1:], out_shape):
+        hint = ""
+        if (
+            mode == "dense"
+            and np.issubdtype(y.dtype, np.integer)
+            and _fits(y.shape[1:], out_shape[:-1])
+        ):
+            hint = 'class ids need loss: "sparse_categorical_crossentropy"'
+        raise DataError(
+            f"{what} has shape {_shape_text(y.shape)} but loss '{loss}' compares it "
+            f"with the output {_shape_text([None, *out_shape])}",
+            hint,
+        )
+    y = y.astype(np.float32, copy=False)
+    if not np.isfinite(y).all():
+        raise DataError(f"{what} contains NaN or infinite values")
+    if mode == "binary" and y.size and (y.min() < 0 or y.max() > 1):
+        raise DataError(f"{what} holds values outside [0, 1] but loss '{loss}' takes probabilities")
+    return y, mode
+
+
+_EPS = 1e-7  # Keras' epsilon for clipping probabilities
+_OPTIMIZERS: dict[str, tuple[str, dict[str, str]]] = {  # DSL name -> torch class, argument map
+    "Adam": ("Adam", {"beta_1": "betas", "epsilon": "eps", "amsgrad": "amsgrad"}),
+    "AdamW": (
+        "AdamW",
+        {"beta_1": "betas", "epsilon": "eps", "amsgrad": "amsgrad", "weight_decay": "weight_decay"},
+    ),
+    "SGD": (
+        "SGD",
+        {"momentum": "momentum", "nesterov": "nesterov", "weight_decay": "weight_decay"},
+    ),
+    "RMSprop": (
+        "RMSprop",
+        {
+            "rho": "alpha",
+            "epsilon": "eps",
+            "momentum": "momentum",
+            "centered": "centered",
+            "weight_decay": "weight_decay",
+        },
+    ),
+    "Adagrad": (
+        "Adagrad",
+        {
+            "initial_accumulator_value": "initial_accumulator_value",
+            "epsilon": "eps",
+            "weight_decay": "weight_decay",
+        },
+    ),
+    "Adadelta": ("Adadelta", {"rho": "rho", "epsilon": "eps", "weight_decay": "weight_decay"}),
+    "Adamax": ("Adamax", {"beta_1": "betas", "epsilon": "eps", "weight_decay": "weight_decay"}),
+    "Nadam": ("NAdam", {"beta_1": "betas", "epsilon": "eps", "weight_decay": "weight_decay"}),
+}
+
+
+class KerasRMSprop(torch.optim.Optimizer):
+    """Keras 3's RMSprop: epsilon inside the square root (torch adds it outside), decoupled
+    weight decay, momentum on the scaled step."""
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 0.001,
+        rho: float = 0.9,
+        eps: float = 1e-7,
+        momentum: float = 0.0,
+        centered: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "rho": rho,
+                "eps": eps,
+                "momentum": momentum,
+                "centered": centered,
+                "weight_decay": weight_decay,
+            },
+        )
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            lr, rho, eps, mu = group["lr"], group["rho"], group["eps"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if not st:
+                    st["velocity"] = torch.zeros_like(p)
+                    st["average"] = torch.zeros_like(p)
+                    st["momentum"] = torch.zeros_like(p)
+                if group["weight_decay"]:
+                    p.sub_(p * (group["weight_decay"] * lr))
+                g, v = p.grad, st["velocity"]
+                v.mul_(rho).addcmul_(g, g, value=1 - rho)
+                denominator = v + eps
+                if group["centered"]:
+                    st["average"].mul_(rho).add_(g, alpha=1 - rho)
+                    denominator = denominator - st["average"].square()
+                increment = g * lr / denominator.sqrt()
+                if mu > 0:
+                    p.sub_(st["momentum"].mul_(mu).add_(increment))
+                else:
+                    p.sub_(increment)
+
+
+def make_optimizer(model: nn.Module, config: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """The torch optimizer for `config["optimizer"]`, with Keras' update rules where they
+    differ: Keras' Adam adds epsilon to sqrt(v) before bias correction (`train` sets torch's eps
+    each step to match), its weight decay is decoupled (Adam with weight_decay is AdamW) and
+    its RMSprop takes epsilon inside the square root (`KerasRMSprop`)."""
+    spec = dict(config["optimizer"])
+    name = spec["name"]
+    if name == "Adam" and spec.get("weight_decay"):
+        name = "AdamW"
+    if name == "RMSprop":
+        return KerasRMSprop(
+            model.parameters(),
+            make_schedule(spec["learning_rate"])(0),
+            spec["rho"],
+            spec["epsilon"],
+            spec["momentum"],
+            spec["centered"],
+            spec.get("weight_decay") or 0.0,
+        )
+    cls_name, mapping = _OPTIMIZERS[name]
+    kwargs: dict[str, Any] = {"lr": make_schedule(spec["learning_rate"])(0)}
+    for key, torch_key in mapping.items():
+        if key == "beta_1":
+            kwargs["betas"] = (spec["beta_1"], spec["beta_2"])
+        elif key in spec and spec[key] is not None:
+            kwargs[torch_key] = spec[key]
+    return getattr(torch.optim, cls_name)(model.parameters(), **kwargs)
+
+
+def precision_plan(device: torch.device, mixed: bool) -> tuple[torch.dtype | None, bool, str]:
+    """(autocast dtype or None, whether to scale the loss, a label): bf16 autocast on CUDA,
+    fp16 with loss scaling where bf16 is missing, float32 on the CPU."""
+    if not mixed or device.type != "cuda":
+        return None, False, "float32"
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, False, "bfloat16 autocast"
+    return torch.float16, True, "float16 autocast + loss scaling"
+
+
+def loss_function(config: Mapping[str, Any], mode: str) -> Callable[..., torch.Tensor]:
+    """`fn(z, y)`: z is what `config["output"]["loss_input"]` names (logits, log-probabilities,
+    probabilities or values); reductions are means, as Keras' sum_over_batch_size."""
+    loss, source = config["loss"], config["output"]["loss_input"]
+    logits = source in ("logits", "output_logits")
+
+    def log_probs(z: torch.Tensor) -> torch.Tensor:
+        if logits:
+            return F.log_softmax(z.float(), dim=-1)
+        if source == "log_probs":
+            return z.float()
+        p = z.float() / z.float().sum(-1, keepdim=True)
+        return torch.log(p.clamp(_EPS, 1 - _EPS))
+
+    if mode == "sparse":
+        if logits:
+            return lambda z, y: F.cross_entropy(z.float().flatten(0, -2), y.flatten())
+        return lambda z, y: F.nll_loss(log_probs(z).flatten(0, -2), y.flatten())
+    if loss == "kl_divergence":
+
+        def kl(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            p = log_probs(z).exp().clamp(_EPS, 1)
+            t = y.clamp(_EPS, 1)
+            return (t * torch.log(t / p)).sum(-1).mean()
+
+        return kl
+    if mode == "dense":
+        return lambda z, y: -(y * log_probs(z)).sum(-1).mean()
+    if mode == "binary":
+        if logits:
+            return lambda z, y: F.binary_cross_entropy_with_logits(z.float(), y)
+
+        def bce(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            p = z.float().clamp(_EPS, 1 - _EPS)
+            return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+
+        return bce
+    if loss in ("mae", "mean_absolute_error"):
+        return lambda z, y: F.l1_loss(z.float(), y)
+    if loss == "huber":
+        return lambda z, y: F.huber_loss(z.float(), y, delta=1.0)
+    return lambda z, y: F.mse_loss(z.float(), y)
+
+
+def metric_functions(config: Mapping[str, Any], mode: str) -> dict[str, Callable[..., Any]]:
+    """name -> fn(out, y) -> (sum, count): summed on the device, divided once per epoch."""
+    threshold = 0.0 if config["output"]["loss_input"] == "output_logits" else 0.5
+    out: dict[str, Callable[..., Any]] = {}
+    for name in config["metrics"]:
+        if name == "accuracy" and mode == "sparse":
+            out[name] = lambda z, y: ((z.argmax(-1) == y).sum(), y.numel())
+        elif name == "accuracy" and mode == "dense":
+            out[name] = lambda z, y: (
+                (z.argmax(-1) == y.argmax(-1)).sum(),
+                y.numel() // y.shape[-1],
+            )
+        elif name == "accuracy":
+            out[name] = lambda z, y: (((z > threshold) == (y > 0.5)).sum(), y.numel())
+        elif name == "mae":
+            out[name] = lambda z, y: ((z.float() - y).abs().sum(), y.numel())
+        elif name == "mse":
+            out[name] = lambda z, y: ((z.float() - y).square().sum(), y.numel())
+    return out
+
+
+# Checkpoints ----------------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    path: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    best: Mapping[str, torch.Tensor] | None = None,
+    scaler: Any = None,
+) -> None:
+    """Weights, optimizer state, best weights, torch's RNG and the loop state in one
+    safetensors file (written to a temporary file, then renamed)."""
+    from safetensors.torch import save_file
+
+    tensors = {
+        f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
+    }
+    opt = optimizer.state_dict()
+    plain: dict[str, Any] = {}
+    for index, entry in opt["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous().clone()
+            else:
+                plain[f"{index}.{key}"] = value
+    for key, value in (best or {}).items():
+        tensors[f"best.{key}"] = value.detach().cpu().contiguous().clone()
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "backend": "pytorch",
+        "state": state.to_json(),
+        "param_groups": json.dumps(opt["param_groups"]),
+        "optimizer_plain": json.dumps(plain),
+        "scaler": json.dumps(scaler.state_dict() if scaler is not None else None),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    save_file(tensors, tmp, metadata=meta)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(
+    path: str, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any = None
+) -> tuple[TrainState, dict[str, torch.Tensor] | None]:
+    from safetensors import safe_open
+
+    if not os.path.exists(path):
+        raise TrainingError(f"cannot resume: no checkpoint at '{path}'")
+    with safe_open(path, framework="pt") as handle:
+        meta = handle.metadata() or {}
+        if meta.get("format") != CHECKPOINT_FORMAT or meta.get("backend") != "pytorch":
+            raise TrainingError(
+                f"'{path}' is not a PyTorch checkpoint of neuralc "
+                f"(format {meta.get('format')!r}, backend "
+                f"{meta.get('backend')!r})"
+            )
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            index, name = key[10:].split(".", 1)
+            opt_state.setdefault(int(index), {})[name] = value
+    for key, value in json.loads(meta["optimizer_plain"]).items():
+        index, name = key.split(".", 1)
+        opt_state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict(
+        {"state": opt_state, "param_groups": json.loads(meta["param_groups"])}
+    )
+    if scaler is not None and json.loads(meta.get("scaler", "null")):
+        scaler.load_state_dict(json.loads(meta["scaler"]))
+    torch.set_rng_state(tensors["rng.torch"])
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    return TrainState.from_json(meta["state"]), best
+
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+# The loop -------------------------------------------------------------------------------------
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    device = getattr(model, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
+def _logits_hook(model: nn.Module, config: Mapping[str, Any], box: dict[str, torch.Tensor]) -> Any:
+    """Capture the pre-activation output of the final Dense/Output (`Output(n, "softmax")`
+    trains on logits: no double softmax, log-softmax cross-entropy)."""
+    name = config["output"].get("logits_layer")
+    if config["output"]["loss_input"] != "logits" or not name:
+        return None
+    try:
+        layer = model.get_submodule(name)
+    except AttributeError:
+        layer = None
+    if not isinstance(layer, nn.Linear):
+        return None
+    return layer.register_forward_hook(lambda module, args, out: box.__setitem__("z", out))
+
+
+def train(
+    model: nn.Module,
+    config: Mapping[str, Any],
+    data: Prepared | Mapping[str, np.ndarray],
+    *,
+    checkpoint: str | None = None,
+    save_every_epoch: bool = False,
+    resume: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Train `model` in place; return the run record (the metrics JSON). `checkpoint`: where a
+    checkpoint goes (each epoch when `save_every_epoch`, and on Ctrl-C) and what `resume`
+    reads. Raises `Diverged` on a NaN/Inf loss and `DataError` on data that does not fit."""
+    prepared = data if hasattr(data, "label_mode") else select_arrays(data, config)
+    t = config["train"]
+    epochs, batch_size = int(t["epochs"]), int(t["batch_size"])
+    device = _model_device(model)
+    amp_dtype, scale, precision = precision_plan(
+        device, bool(config["execution"].get("mixed_precision"))
+    )
+    scaler = torch.amp.GradScaler("cuda") if scale else None
+    optimizer = make_optimizer(model, config)
+    spec = config["optimizer"]
+    schedule = make_schedule(spec["learning_rate"])
+    keras_eps = spec["name"] in ("Adam", "AdamW")
+    clip = t.get("gradient_clip")
+    box: dict[str, torch.Tensor] = {}
+    hook = _logits_hook(model, config, box)
+    if hook is None and config["output"]["loss_input"] == "logits":
+        # An artifact without the final layer as a submodule: the loss reads the probabilities.
+        print(
+            f"note: no nn.Linear '{config['output']['logits_layer']}' in the model to read "
+            "logits from; the loss reads the output probabilities",
+            file=sys.stderr,
+        )
+        config = {**config, "output": {**config["output"], "loss_input": "probs"}}
+    loss_fn = loss_function(config, prepared.label_mode)
+    metrics = metric_functions(config, prepared.label_mode)
+    patience = t.get("early_stopping_patience")
+    monitor = monitor_name(prepared.xs_val is not None)
+    state, best_weights = TrainState(), None
+    if resume:
+        if checkpoint is None:
+            raise TrainingError("cannot resume: no checkpoint path")
+        state, best_weights = load_checkpoint(checkpoint, model, optimizer, scaler)
+    big = sum(x.nbytes for x in prepared.xs) + prepared.y.nbytes > 2**31
+    stage = torch.device("cpu") if big else device
+
+    def tensors(arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        return [torch.from_numpy(np.ascontiguousarray(a)).to(stage) for a in arrays]
+
+    xs, (y,) = tensors(prepared.xs), tensors([prepared.y])
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=amp_dtype))
+        if amp_dtype
+        else (contextlib.nullcontext)
+    )
+    null = contextlib.nullcontext()
+    same_place = stage == device
+    groups = optimizer.param_groups
+    eps0, beta2 = spec.get("epsilon"), spec.get("beta_2")
+    move_y: bool | None = None
+    sync_every = 1 if device.type == "cpu" else 32
+    progress = EpochProgress(verbose, epochs)
+    bounds = batch_bounds(prepared.n, batch_size, t.get("steps_per_epoch"))
+    stopped = False
+    try:
+        while state.epoch < epochs and not stopped:
+            model.train()
+            order = epoch_order(
+                prepared.n, bool(t.get("shuffle", True)), int(t.get("seed", 0)), state.epoch
+            )
+            index = None if order is None else torch.from_numpy(order).to(stage)
+            sums = {"loss": 0.0, **{k: torch.zeros((), device=device) for k in metrics}}
+            counts = dict.fromkeys(sums, 0)
+            pending: list[torch.Tensor] = []
+            sizes: list[int] = []
+            started = time.perf_counter()
+            progress.start(state.epoch, len(bounds))
+            done_before = state.batch
+            # Each batch is gathered on its own (as a hand-written loop does): a fresh,
+            # cache-hot tensor rather than a view into a shuffled copy of the whole dataset.
+            for b in range(state.batch, len(bounds)):
+                lo, hi = bounds[b]
+                rows = slice(lo, hi) if index is None else index[lo:hi]
+                if same_place:
+                    xb, yb = [x[rows] for x in xs], y[rows]
+                else:
+                    xb = [x[rows].to(device, non_blocking=True) for x in xs]
+                    yb = y[rows].to(device, non_blocking=True)
+                step = state.step
+                lr = schedule(step)
+                for group in groups:
+                    group["lr"] = lr
+                    if keras_eps:
+                        group["eps"] = eps0 / math.sqrt(1 - beta2 ** (step + 1))
+                with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else null:
+                    out = model(*xb)
+                    z = box.pop("z") if hook is not None else out
+                    if move_y is None:  # layers placed on several devices: y goes to z's
+                        move_y = yb.device != z.device
+                    if move_y:
+                        yb = yb.to(z.device)
+                    loss = loss_fn(z, yb)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    if clip:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    if clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                    optimizer.step()
+                if metrics:
+                    with torch.no_grad():
+                        for name, fn in metrics.items():
+                            total, count = fn(out.detach(), yb)
+                            sums[name] += total
+                            counts[name] += count
+                pending.append(loss.detach())
+                sizes.append(hi - lo)
+                state.lrs.append(lr)
+                state.step = step + 1
+                state.batch = b + 1
+                if len(pending) >= sync_every or b + 1 == len(bounds):
+                    # One read-back per `sync_every` steps: no device sync each step on CUDA.
+                    if len(pending) == 1:
+                        values = [pending[0].item()]
+                    else:
+                        values = torch.stack(pending).float().tolist()
+                    check_finite(values, state, state.step - len(values))
+                    state.step_losses.extend(values)
+                    for value, size in zip(values, sizes, strict=True):
+                        sums["loss"] += value * size
+                        counts["loss"] += size
+                    pending, sizes = [], []
+                    progress.advance(len(values), lambda s=sums, c=counts: running_loss(s, c))
+            logs: dict[str, Any] = {"epoch": state.epoch + 1}
+            logs.update(epoch_logs(_floats(sums), counts))
+            if prepared.xs_val is not None:
+                logs.update(
+                    evaluate(
+                        model,
+                        config,
+                        prepared,
+                        batch_size,
+                        loss_fn,
+                        metrics,
+                        autocast,
+                        box,
+                        hook is not None,
+                    )
+                )
+            elapsed = time.perf_counter() - started
+            logs.update(
+                {
+                    "lr": state.lrs[-1] if state.lrs else schedule(0),
+                    "steps": len(bounds) - done_before,
+                    "time_s": round(elapsed, 4),
+                    "samples_per_s": round(counts["loss"] / max(elapsed, 1e-9), 1),
+                }
+            )
+            progress.finish(logs)
+            state.history.append(logs)
+            improved = update_best(state, logs, monitor)
+            if patience is not None and improved:
+                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            state.epoch, state.batch = state.epoch + 1, 0
+            for callback in callbacks:
+                callback(state.epoch, logs)
+            stopped = patience is not None and state.wait >= int(patience)
+            if checkpoint and save_every_epoch:
+                save_checkpoint(checkpoint, model, optimizer, state, best_weights, scaler)
+    except KeyboardInterrupt:
+        progress.finish({"epoch": state.epoch + 1})
+        if checkpoint:
+            save_checkpoint(checkpoint, model, optimizer, state, best_weights, scaler)
+            print(
+                f"interrupted: checkpoint saved to {checkpoint} (continue with --resume)",
+                file=sys.stderr,
+            )
+        raise
+    finally:
+        progress.close()
+        if hook is not None:
+            hook.remove()
+    restored = best_weights is not None and state.best_epoch != len(state.history)
+    if restored:
+        model.load_state_dict(best_weights)
+    return run_record(
+        state,
+        config,
+        backend="pytorch",
+        device=str(device),
+        precision=precision,
+        stopped_early=stopped,
+        monitor=monitor,
+        restored_best=restored,
+    )
+
+
+def _floats(sums: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in sums.items()}
+
+
+def evaluate(
+    model: nn.Module,
+    config: Mapping[str, Any],
+    prepared: Prepared,
+    batch_size: int,
+    loss_fn: Callable[..., torch.Tensor],
+    metrics: Mapping[str, Callable[..., Any]],
+    autocast: Callable[[], Any],
+    box: dict[str, torch.Tensor],
+    hooked: bool,
+) -> dict[str, float]:
+    """Validation loss and metrics (eval mode, no gradients), weighted by batch size."""
+    assert prepared.xs_val is not None and prepared.y_val is not None
+    device = _model_device(model)
+    model.eval()
+    sums: dict[str, Any] = {"loss": 0.0, **dict.fromkeys(metrics, 0.0)}
+    counts = dict.fromkeys(sums, 0)
+    n = prepared.y_val.shape[0]
+    with torch.no_grad():
+        for lo, hi in batch_bounds(n, batch_size):
+            xb = [
+                torch.from_numpy(np.ascontiguousarray(x[lo:hi])).to(device) for x in prepared.xs_val
+            ]
+            yb = torch.from_numpy(np.ascontiguousarray(prepared.y_val[lo:hi])).to(device)
+            with autocast():
+                out = model(*xb)
+                z = box.pop("z") if hooked else out
+                yb = yb.to(z.device)
+                sums["loss"] += float(loss_fn(z, yb)) * (hi - lo)
+            counts["loss"] += hi - lo
+            for name, fn in metrics.items():
+                total, count = fn(out, yb)
+                sums[name] += float(total)
+                counts[name] += count
+    return epoch_logs(sums, counts, prefix="val_")
+
+
+# The emitted module's entry point ------------------------------------------------------------
+
+
+def train_main(
+    build_model: Callable[..., nn.Module],
+    config: Mapping[str, Any],
+    argv: Sequence[str] | None = None,
+) -> None:
+    """`python model.py --data D.npz [--epochs N] [--batch-size N] [--device D] [--weights W]
+    [--output-dir DIR] [--metrics-json F] [--resume]`: train, then write the trained weights
+    (neuralc's weight file) to DIR/weights.safetensors."""
+    from safetensors.torch import save_file
+
+    parser = argparse.ArgumentParser(description="Train the model (its train { } block).")
+    parser.add_argument("--data", required=True, help=".npz with x, y (x_val, y_val) or a folder")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--device", help='"cpu", "cuda", "cuda:N"; default: the model\'s')
+    parser.add_argument("--weights", help="initial weights (neuralc's safetensors file)")
+    parser.add_argument("--output-dir", default=".", help="weights, checkpoints (default .)")
+    parser.add_argument("--metrics-json", help="write per-epoch losses and metrics here")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    args = parser.parse_args(argv)
+    cfg = json.loads(json.dumps(config))
+    if args.epochs:
+        cfg["train"]["epochs"] = args.epochs
+    if args.batch_size:
+        cfg["train"]["batch_size"] = args.batch_size
+    path, note = checkpoint_location(cfg["train"].get("checkpoint_path"), args.output_dir)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    try:
+        data = select_arrays(load_arrays(args.data), cfg)
+        model = build_model(args.weights, args.device)
+        record = train(
+            model,
+            cfg,
+            data,
+            checkpoint=path,
+            resume=args.resume,
+            save_every_epoch=bool(cfg["train"].get("checkpoint_path")),
+        )
+    except (DataError, TrainingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print_table(record["epochs"])
+    os.makedirs(args.output_dir, exist_ok=True)
+    out = os.path.join(args.output_dir, "weights.safetensors")
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, out)
+    if args.metrics_json:
+        write_json(args.metrics_json, record)
+    print(out)
+
+
 if __name__ == "__main__":
-    main()
+    if "--data" in sys.argv[1:]:
+        train_main(build_model, TRAIN_CONFIG)
+    else:
+        main()

@@ -1,0 +1,122 @@
+"""`neuralc tune MODEL (--data DATA | --synthetic N) [--target pytorch|tensorflow] [--trials N]
+[--timeout S] [--storage URL] [--study-name NAME] [--metrics-json FILE] [-o resolved.neural]
+[--epochs N] [--batch-size N] [--device D] [--network NAME] [--seed N] [-O N]`.
+
+Searches every `HPO(...)` of the model with Optuna (train { search_method, num_trials }), each
+trial training the network through its built artifact as `neuralc run` does, and writes the
+model with the best values in place of the HPO expressions: a file `neuralc build` takes as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from neuralc.commands.common import Sources, load_program, print_diagnostics, write_atomic
+from neuralc.commands.run import add_training_arguments, load_data
+from neuralc.diagnostics import error
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a .neural file with HPO(...) expressions")
+    add_training_arguments(parser)
+    parser.add_argument(
+        "--trials", type=int, help="number of trials (default: train { num_trials }, else 10)"
+    )
+    parser.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    parser.add_argument(
+        "--storage",
+        help="an Optuna RDB URL such as sqlite:///study.db, so "
+        "that several processes can work on one study",
+    )
+    parser.add_argument("--study-name", help="the study's name (default: the network's)")
+    parser.add_argument("--metrics-json", help="write all trials, the best params and value")
+    parser.add_argument(
+        "-o", "--output", help="the resolved model (default: ./<model stem>.resolved.neural)"
+    )
+
+
+def run(args: argparse.Namespace, sources: Sources) -> int:
+    from neuralc.commands.build import check_device_option
+    from neuralc.frontend.check import check_program
+    from neuralc.frontend.parser import parse_text
+    from neuralc.train.hpo import TuneSettings, trial_rows, tune
+    from neuralc.train.report import print_trials, write_metrics
+
+    program = load_program(args.model, sources)
+    if not program.networks:
+        raise error("file defines no network")
+    if args.device is not None:
+        check_device_option(args.device)
+    for key in ("trials", "epochs", "batch_size"):
+        value = getattr(args, key)
+        if value is not None and value < 1:
+            raise error(f"--{key.replace('_', '-')} must be a positive integer, got {value}")
+    overrides = {
+        k: getattr(args, k) for k in ("epochs", "batch_size") if getattr(args, k) is not None
+    }
+    cache: dict[str, Any] = {}
+
+    def data(config: dict[str, Any]) -> Any:
+        from neuralc.train.data import prepare, read_arrays, synthetic
+
+        if args.synthetic is None:
+            arrays = cache.setdefault("arrays", read_arrays(args.data))
+            return prepare(arrays, config, args.data)
+        arrays = cache.setdefault(
+            "arrays", synthetic(config, args.synthetic, int(config["train"]["seed"]))
+        )
+        return prepare(arrays, config, f"synthetic data ({args.synthetic} samples)")
+
+    with tempfile.TemporaryDirectory(prefix="neuralc-tune-") as work:
+        settings = TuneSettings(
+            target=args.target,
+            trials=args.trials,
+            timeout=args.timeout,
+            storage=args.storage,
+            study_name=args.study_name,
+            network=args.network,
+            seed=args.seed,
+            device=args.device,
+            opt_level=args.opt_level,
+            overrides=overrides,
+            work_dir=Path(work),
+        )
+        result = tune(program, settings, data)
+    output = (
+        Path(args.output) if args.output else Path(Path(program.path).stem + ".resolved.neural")
+    )
+    # The resolved file must stand on its own: check it before writing it.
+    resolved = check_program(parse_text(result.resolved, str(output)))
+    print_diagnostics(resolved.warnings, sources)
+    write_atomic(output, result.resolved)
+    rows = trial_rows(result.study)
+    names = [hp.name for hp in result.space]
+    best_trial = min((r for r in rows if r["value"] is not None), key=lambda r: r["value"])
+    print_trials(rows, names, best_trial["number"])
+    if args.metrics_json:
+        write_metrics(
+            args.metrics_json,
+            {
+                "study": result.study.study_name,
+                "storage": args.storage,
+                "direction": "minimize",
+                "search_method": result.method,
+                "target": args.target,
+                "best_value": best_trial["value"],
+                "best_trial": best_trial["number"],
+                "best_params": best_trial["params"],
+                "resolved": {
+                    f"{loc.line}:{loc.column}": value for loc, value in result.best.items()
+                },
+                "resolved_file": str(output),
+                "trials": rows,
+            },
+        )
+    print(output)
+    return 0
+
+
+__all__ = ["add_arguments", "load_data", "run"]
