@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,15 @@ from neuralc.diagnostics import error
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a .neural file with HPO(...) expressions")
     add_training_arguments(parser)
+    add_study_arguments(parser)
+    parser.add_argument("--metrics-json", help="write all trials, the best params and value")
+    parser.add_argument(
+        "-o", "--output", help="the resolved model (default: ./<model stem>.resolved.neural)"
+    )
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """The study options `tune` and `build --hpo` share."""
     parser.add_argument(
         "--trials", type=int, help="number of trials (default: train { num_trials }, else 10)"
     )
@@ -32,17 +42,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "that several processes can work on one study",
     )
     parser.add_argument("--study-name", help="the study's name (default: the network's)")
-    parser.add_argument("--metrics-json", help="write all trials, the best params and value")
-    parser.add_argument(
-        "-o", "--output", help="the resolved model (default: ./<model stem>.resolved.neural)"
-    )
+
+
+def make_data(data_path: str | None, synthetic_n: int | None) -> Callable[[dict[str, Any]], Any]:
+    """The data of every trial: `--data` read once, or `--synthetic N` samples drawn once (with
+    the first trial's `train { seed }`), prepared for each trial's config."""
+    cache: dict[str, Any] = {}
+
+    def data(config: dict[str, Any]) -> Any:
+        from neuralc.train.data import prepare, read_arrays, synthetic
+
+        if synthetic_n is None:
+            arrays = cache.setdefault("arrays", read_arrays(data_path))
+            return prepare(arrays, config, data_path)
+        arrays = cache.setdefault(
+            "arrays", synthetic(config, synthetic_n, int(config["train"]["seed"]))
+        )
+        return prepare(arrays, config, f"synthetic data ({synthetic_n} samples)")
+
+    return data
+
+
+def run_study(
+    program: Any, settings: Any, data_path: str | None, synthetic_n: int | None
+) -> Any:
+    """Run the Optuna study of `program` (a `neuralc.train.hpo.TuneResult`); `settings` is a
+    `TuneSettings` whose `work_dir` is replaced by a temporary directory. `neuralc tune` and
+    `neuralc build --hpo` share it."""
+    from neuralc.train.hpo import tune
+
+    with tempfile.TemporaryDirectory(prefix="neuralc-tune-") as work:
+        settings.work_dir = Path(work)
+        return tune(program, settings, make_data(data_path, synthetic_n))
 
 
 def run(args: argparse.Namespace, sources: Sources) -> int:
     from neuralc.commands.build import check_device_option
     from neuralc.frontend.check import check_program
     from neuralc.frontend.parser import parse_text
-    from neuralc.train.hpo import TuneSettings, trial_rows, tune
+    from neuralc.train.hpo import TuneSettings, trial_rows
     from neuralc.train.report import print_trials, write_metrics
 
     program = load_program(args.model, sources)
@@ -57,21 +95,9 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     overrides = {
         k: getattr(args, k) for k in ("epochs", "batch_size") if getattr(args, k) is not None
     }
-    cache: dict[str, Any] = {}
-
-    def data(config: dict[str, Any]) -> Any:
-        from neuralc.train.data import prepare, read_arrays, synthetic
-
-        if args.synthetic is None:
-            arrays = cache.setdefault("arrays", read_arrays(args.data))
-            return prepare(arrays, config, args.data)
-        arrays = cache.setdefault(
-            "arrays", synthetic(config, args.synthetic, int(config["train"]["seed"]))
-        )
-        return prepare(arrays, config, f"synthetic data ({args.synthetic} samples)")
-
-    with tempfile.TemporaryDirectory(prefix="neuralc-tune-") as work:
-        settings = TuneSettings(
+    result = run_study(
+        program,
+        TuneSettings(
             target=args.target,
             trials=args.trials,
             timeout=args.timeout,
@@ -82,9 +108,10 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
             device=args.device,
             opt_level=args.opt_level,
             overrides=overrides,
-            work_dir=Path(work),
-        )
-        result = tune(program, settings, data)
+        ),
+        args.data,
+        args.synthetic,
+    )
     output = (
         Path(args.output) if args.output else Path(Path(program.path).stem + ".resolved.neural")
     )
@@ -119,4 +146,4 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     return 0
 
 
-__all__ = ["add_arguments", "load_data", "run"]
+__all__ = ["add_arguments", "load_data", "make_data", "run", "run_study"]

@@ -65,9 +65,11 @@ def train(
     verbose: bool = True,
     device: str | None = None,
     precision: str = "float32",
+    export: Callable[[Any], Mapping[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Train `model` in place on `device` (a TensorFlow device such as "/CPU:0"); the same
-    contract as train_torch.train."""
+    contract as train_torch.train. `export` (the Keras model -> its framework-neutral weights)
+    lets checkpoints hold the weights under the neutral keys too."""
     import tensorflow as tf
 
     scope = tf.device(device) if device else contextlib.nullcontext()
@@ -83,6 +85,7 @@ def train(
             verbose,
             device,
             precision,
+            export,
         )
 
 
@@ -97,6 +100,7 @@ def _train(
     verbose: bool,
     device: str | None,
     precision: str,
+    export: Callable[[Any], Mapping[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     import tensorflow as tf
 
@@ -201,10 +205,10 @@ def _train(
                 callback(state.epoch, logs)
             stopped = patience is not None and state.wait >= int(patience)
             if checkpoint and save_every_epoch:
-                save_checkpoint(checkpoint, model, optimizer, state, best)
+                save_checkpoint(checkpoint, model, optimizer, state, best, export)
     except KeyboardInterrupt:
         if checkpoint:
-            save_checkpoint(checkpoint, model, optimizer, state, best)
+            save_checkpoint(checkpoint, model, optimizer, state, best, export)
             print(
                 f"interrupted: checkpoint saved to {checkpoint} (continue with --resume)",
                 file=sys.stderr,

@@ -194,12 +194,21 @@ def save_checkpoint(
     optimizer: Any,
     state: TrainState,
     best: Sequence[np.ndarray] | None = None,
+    export: Callable[[Any], Mapping[str, np.ndarray]] | None = None,
 ) -> None:
-    """Model variables (weights and seed states), optimizer variables and best weights by
-    index, with their Keras paths in the metadata; written to a temporary file, then renamed."""
+    """Model variables (weights and seed states, `variables.<i>`), optimizer variables and best
+    weights by index, with their Keras paths in the metadata (what `--resume` restores exactly);
+    with `export` (Keras model -> framework-neutral arrays) also the weights under the neutral
+    keys, `model.<layer>.<name>`, as a PyTorch checkpoint holds them. Written to a temporary
+    file, then renamed."""
     from safetensors.numpy import save_file
 
-    tensors = {**_arrays(model.variables, "model"), **_arrays(optimizer.variables, "optimizer")}
+    tensors = {
+        **_arrays(model.variables, "variables"),
+        **_arrays(optimizer.variables, "optimizer"),
+    }
+    for key, array in (export(model) if export is not None else {}).items():
+        tensors[f"model.{key}"] = np.array(array, order="C")
     for i, array in enumerate(best or ()):
         tensors[f"best.{i}"] = np.array(array, order="C")
     meta = {
@@ -228,7 +237,9 @@ def load_checkpoint(
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     if json.loads(meta["paths"]) != [v.path for v in model.variables]:
         raise TrainingError(f"'{path}' holds the variables of another model")
-    for prefix, variables in (("model", model.variables), ("optimizer", optimizer.variables)):
+    # Checkpoints before the neutral `model.<key>` weights kept the variables as `model.<i>`.
+    own = "variables" if "variables.0" in tensors or not model.variables else "model"
+    for prefix, variables in ((own, model.variables), ("optimizer", optimizer.variables)):
         for i, variable in enumerate(variables):
             variable.assign(tensors[f"{prefix}.{i}"])
     best = [tensors[f"best.{i}"] for i in range(len(model.variables)) if f"best.{i}" in tensors]
@@ -236,8 +247,8 @@ def load_checkpoint(
 
 
 def save_trained(model: Any, path: str) -> None:
-    """The trained variables by Keras path (Keras layouts; a Keras→neutral weight export is the
-    Keras emitter's to provide)."""
+    """The trained variables by Keras path (Keras layouts). `neuralc run` writes the
+    framework-neutral file instead (`neuralc.lower.keras.snippets.neutral_weights`)."""
     from safetensors.numpy import save_file
 
     arrays = {v.path: np.array(v.numpy(), order="C") for v in model.weights}

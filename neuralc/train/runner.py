@@ -133,7 +133,9 @@ def _run_torch(job: TrainJob, data: Prepared, artifact: Path, weights: Path) -> 
 
 def _run_keras(job: TrainJob, data: Prepared, artifact: Path, weights: Path) -> TrainResult:
     from neuralc.lower.keras import load_artifact
-    from neuralc.lower.train_keras_ops import save_trained, setup_precision
+    from neuralc.lower.keras.snippets import neutral_weights
+    from neuralc.lower.train_keras_ops import setup_precision
+    from neuralc.lower.weights import save_weights
 
     module = load_artifact(artifact)
     carried = callable(getattr(module, "train", None))
@@ -152,9 +154,15 @@ def _run_keras(job: TrainJob, data: Prepared, artifact: Path, weights: Path) -> 
     precision = setup_precision(job.config, device)
     with tf.device(device):
         model = module.build_model(str(weights))
-    record = _call(job, module, train, model, data, device=device, precision=precision)
-    out = job.output_dir / "weights.keras.safetensors"
-    save_trained(model, str(out))
+    converters = getattr(module, "CONVERTERS", {})
+    extra: dict[str, Any] = {"device": device, "precision": precision}
+    if not carried:  # the template loop writes the neutral weights into checkpoints too
+        extra["export"] = lambda m: neutral_weights(m, converters)
+    record = _call(job, module, train, model, data, **extra)
+    # The framework-neutral file (`neuralc init`'s keys and PyTorch layouts), through the
+    # inverse weight converters of the Keras backend.
+    out = job.output_dir / "weights.safetensors"
+    save_weights(out, neutral_weights(model, converters))
     return TrainResult(record, artifact, out, carried, model)
 
 
