@@ -312,6 +312,15 @@ def _input(name: str, type_: Any, network: Network) -> dict[str, Any]:
 
 def _output(network: Network, loss: str) -> dict[str, Any]:
     value = network.outputs[0]
+    if network.attrs.get("output") == "logits":
+        # A training graph after `fuse-softmax-cross-entropy`: the model returns the logits.
+        return {
+            "shape": [d if isinstance(d, int) else None for d in value.type.feature_shape],
+            "dtype": DTYPES[value.type.dtype],
+            "activation": network.attrs.get("output_activation"),
+            "logits_layer": None,
+            "loss_input": "output_logits",
+        }
     owner = value.owner
     final = owner if isinstance(owner, Operation) else None
     activation = None

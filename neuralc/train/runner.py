@@ -59,10 +59,33 @@ def run_training(job: TrainJob, data: Prepared) -> TrainResult:
         source_path=job.source_path, seed=job.seed, opt_level=job.opt_level, device=job.device
     )
     artifact = job.output_dir / f"{Path(job.source_path).stem}_{job.target}{target.suffix}"
-    write_atomic(artifact, target.emit(job.network, options))
-    weights = job.weights or _initial_weights(job)
+    weights = job.weights or _initial_weights(job)  # from the nn network, before lowering
+    write_atomic(artifact, target.emit(_training_graph(job), options))
     run = _run_torch if job.target == "pytorch" else _run_keras
     return run(job, data, artifact, weights)
+
+
+def _training_graph(job: TrainJob) -> Network:
+    """The network the artifact is built from: at -O1 and above (PyTorch) the -O pipeline for a
+    training graph — dropout kept, a softmax output with a cross-entropy loss returning logits
+    (`fuse-softmax-cross-entropy`), fused kernels at -O2 — and the loop's output settings
+    updated to match. Keras trains the nn stage."""
+    if job.opt_level < 1 or job.target != "pytorch":
+        return job.network
+    import copy
+
+    from neuralc.ir.core import Module
+    from neuralc.lower.training import training_config
+    from neuralc.passes.base import PassContext
+    from neuralc.passes.manager import PassManager
+    from neuralc.passes.presets import pipeline_for_level
+
+    module = Module([copy.deepcopy(job.network)])
+    ctx = PassContext(opt_level=job.opt_level, target=job.target, training=True)
+    PassManager(pipeline_for_level(job.opt_level), ctx).run(module)
+    network = module.networks[0]
+    job.config["output"] = training_config(network)["output"]
+    return network
 
 
 def _initial_weights(job: TrainJob) -> Path:
