@@ -15,7 +15,11 @@ Throughput is samples/s over the median epoch, the first epoch of each run exclu
 Goal (issue 6): neuralc ≥ 0.95× the hand-written loop on the CPU.
 
 Run: `.venv/bin/python bench/train_throughput.py [--models mlp transformer] [--epochs 4]
-[--rounds 3] [--threads N]`.
+[--rounds 3] [--threads N] [--device cuda] [-O 2]`. With `--device cuda` both loops train on
+the GPU: `neuralc run --device cuda` (its data staged on the GPU), the guide loop with the
+model built on the GPU, the tensor-indexing variant indexing GPU-resident data and the
+DataLoader variant moving each CPU batch with `.to(device)`; each epoch ends with a
+`torch.cuda.synchronize()`.
 """
 
 from __future__ import annotations
@@ -83,7 +87,9 @@ def make_data(shape: tuple[int, ...], n: int, seed: int = 0) -> tuple[np.ndarray
     return x, (x.reshape(n, -1) @ teacher).argmax(-1).astype(np.int64)
 
 
-def neuralc_run(model: Path, data: Path, out: Path, epochs: int) -> tuple[list[float], float]:
+def neuralc_run(
+    model: Path, data: Path, out: Path, epochs: int, device: str, opt: str | None
+) -> tuple[list[float], float]:
     from neuralc.cli import main
 
     from_json = out / "m.json"
@@ -101,6 +107,9 @@ def neuralc_run(model: Path, data: Path, out: Path, epochs: int) -> tuple[list[f
                 str(out),
                 "--metrics-json",
                 str(from_json),
+                "--device",
+                device,
+                *(["-O", opt] if opt else []),
             ]
         )
     wall = time.perf_counter() - start
@@ -123,7 +132,7 @@ def loader_batches(
 def tensor_batches(
     x: torch.Tensor, y: torch.Tensor, batch: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    order = torch.randperm(x.shape[0])
+    order = torch.randperm(x.shape[0], device=x.device)
     for i in range(0, x.shape[0], batch):
         index = order[i : i + batch]
         yield x[index], y[index]
@@ -137,29 +146,39 @@ def guide_loop(
     batch: int,
     epochs: int,
     batches: Callable[..., Iterator[tuple[torch.Tensor, torch.Tensor]]],
+    device: str = "cpu",
 ) -> list[float]:
-    """The migration guide's PyTorch training loop, verbatim but for the batch unpacking."""
+    """The migration guide's PyTorch training loop, verbatim but for the batch unpacking (and,
+    on CUDA, the `.to(device)` of each batch and a synchronize at the end of each epoch)."""
     from neuralc.lower.pytorch import import_artifact
 
-    model = import_artifact(artifact).build_model(str(weights), "cpu")
+    model = import_artifact(artifact).build_model(str(weights), device)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
     criterion = nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    if batches is tensor_batches:  # data resident on the device, as `neuralc run` stages it
+        xt, yt = xt.to(device), yt.to(device)
+    cuda = torch.device(device).type == "cuda"
     times = []
     for _epoch in range(epochs):
         start = time.perf_counter()
         model.train()
         for inputs, labels in batches(xt, yt, batch):
+            inputs, labels = inputs.to(device), labels.to(device)
             optimizer.zero_grad()
             outputs = model(inputs)
             loss = criterion(outputs, labels)
             loss.backward()
             optimizer.step()
+        if cuda:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return times
 
 
-def bench(name: str, epochs: int, rounds: int, work: Path) -> dict[str, object]:
+def bench(
+    name: str, epochs: int, rounds: int, work: Path, device: str = "cpu", opt: str | None = None
+) -> dict[str, object]:
     spec = MODELS[name]
     model = work / f"{name}.neural"
     model.write_text(str(spec["text"]))
@@ -175,16 +194,16 @@ def bench(name: str, epochs: int, rounds: int, work: Path) -> dict[str, object]:
     walls = []
     for r in range(rounds):
         out = work / f"{name}-run{r}"
-        times, wall = neuralc_run(model, data, out, epochs)
+        times, wall = neuralc_run(model, data, out, epochs, device, opt)
         samples["neuralc run"] += times[1:]
         walls.append(wall)
         artifact = next(out.glob("*_pytorch.py"))
         weights = out / "initial.safetensors"
         samples["guide loop (DataLoader)"] += guide_loop(
-            artifact, weights, x, y, batch, epochs, loader_batches
+            artifact, weights, x, y, batch, epochs, loader_batches, device
         )[1:]
         samples["guide loop (tensor indexing)"] += guide_loop(
-            artifact, weights, x, y, batch, epochs, tensor_batches
+            artifact, weights, x, y, batch, epochs, tensor_batches, device
         )[1:]
     n = int(spec["n"])  # type: ignore[call-overload]
     rates = {k: n / statistics.median(v) for k, v in samples.items()}
@@ -204,16 +223,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help='"cpu" (default) or "cuda"')
+    parser.add_argument("-O", dest="opt", choices="0123", help="neuralc run's -O (default: its own)")
     args = parser.parse_args()
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        print("train_throughput --device cuda: no CUDA device visible; nothing to measure")
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, python "
-        f"{sys.version.split()[0]}"
+        f"{sys.version.split()[0]}, device {args.device}, -O {args.opt or 'default'}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
-            result = bench(name, args.epochs, args.rounds, Path(tmp))
+            result = bench(name, args.epochs, args.rounds, Path(tmp), args.device, args.opt)
             rates = result["rates"]
             print(
                 f"\n{name}: {result['n']} samples, batch {result['batch']}, "

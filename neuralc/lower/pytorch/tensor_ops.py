@@ -109,7 +109,11 @@ def expr(*names: str) -> Callable[[Expr], Expr]:
 def expression(site: Site) -> str:
     fn = EXPRESSIONS.get(site.op.op)
     if fn is None:
-        raise NotImplementedError(f"the PyTorch backend cannot emit {site.op.op}")
+        from neuralc.diagnostics import error
+        from neuralc.ir.core import primary_loc
+
+        raise error(f"the PyTorch backend cannot express {site.op.op} (%{site.op.name})",
+                    primary_loc(site.op.loc), "build at -O0 or -O1, which emit the nn layers")
     return fn(site)
 
 
