@@ -27,7 +27,7 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
             raise error("file defines no network", _file_start(program.path),
                         "add a `network Name { input: (...) layers: ... }` block")
         # A macro library: arguments can be checked, shapes only once a network uses it.
-        from neuralc.frontend.irgen import check_macros
+        from neuralc.frontend.macros import check_macros
 
         check_macros(program)
         names = ", ".join(m.name for m in program.macros)

@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 
 from neuralc.diagnostics import CompileError, Diagnostic, SourceLocation, did_you_mean, error
 from neuralc.frontend import ast
-from neuralc.frontend.config import check_device, network_attrs
+from neuralc.frontend.config import network_attrs
+from neuralc.frontend.inputs import network_inputs
+from neuralc.frontend.layer_call import LayerResolver, concrete
+from neuralc.frontend.macros import check_unique_networks, macro_table
 from neuralc.frontend.values import Trial, to_attr
 from neuralc.ir.core import Block, Module, Network, Operation, Value
 from neuralc.ir.naming import SINGLE_BODY, NameScope, unrolled_name
-from neuralc.ir.types import BATCH, HPOAttr, TensorType
-from neuralc.layers import LayerSpec, ShapeError, all_layers, get_layer
-from neuralc.layers.binding import BindError, bind
-from neuralc.layers.families.compose import check_follows
-
-MAX_REPEAT = 10_000
+from neuralc.ir.types import TensorType
+from neuralc.layers import LayerSpec, get_layer
 
 
 @dataclass(frozen=True)
@@ -63,75 +62,15 @@ def build_module(
     program: ast.Program, trial: Trial | None = None, warnings: list[Diagnostic] | None = None
 ) -> tuple[Module, list[BuiltNetwork]]:
     warnings = warnings if warnings is not None else []
-    macros = _macro_table(program)
-    _check_unique_networks(program)
+    macros = macro_table(program)
+    check_unique_networks(program)
     built = [
         _NetworkBuilder(program, macros, trial, warnings).build(net) for net in program.networks
     ]
     return Module([b.network for b in built]), built
 
 
-def check_macros(program: ast.Program) -> None:
-    """Check what can be checked of macros without an input: layer names and arguments."""
-    macros = _macro_table(program)
-    builder = _NetworkBuilder(program, macros, None, [])
-
-    def visit(items: tuple[ast.LayerItem, ...]) -> None:
-        for item in items:
-            if isinstance(item, ast.Branch):
-                visit(item.layers)
-                continue
-            builder._device(item)
-            builder._repeat_count(item)
-            if item.name not in macros:
-                spec = builder._spec(item)
-                builder._bind(item, spec)
-                if item.body is not None and not spec.takes_body:
-                    raise error(f"{spec.name} does not take a nested block", item.loc)
-            if item.body:
-                visit(item.body)
-
-    for macro in program.macros:
-        visit(macro.layers)
-
-
-def _macro_table(program: ast.Program) -> dict[str, ast.MacroDef]:
-    table: dict[str, ast.MacroDef] = {}
-    for macro in program.macros:
-        if macro.name in table:
-            raise CompileError(
-                Diagnostic(
-                    f"macro '{macro.name}' is defined twice",
-                    macro.loc,
-                    related=((table[macro.name].loc, "first definition is here"),),
-                )
-            )
-        if get_layer(macro.name) is not None:
-            raise error(
-                f"macro '{macro.name}' has the name of a built-in layer",
-                macro.loc,
-                "rename the macro",
-            )
-        table[macro.name] = macro
-    return table
-
-
-def _check_unique_networks(program: ast.Program) -> None:
-    seen: dict[str, ast.Network] = {}
-    for net in program.networks:
-        if net.name in seen:
-            raise CompileError(
-                Diagnostic(
-                    f"network '{net.name}' is defined twice",
-                    net.loc,
-                    notes=("give each network in a file its own name",),
-                    related=((seen[net.name].loc, "first definition is here"),),
-                )
-            )
-        seen[net.name] = net
-
-
-class _NetworkBuilder:
+class _NetworkBuilder(LayerResolver):
     def __init__(
         self,
         program: ast.Program,
@@ -139,9 +78,8 @@ class _NetworkBuilder:
         trial: Trial | None,
         warnings: list[Diagnostic],
     ) -> None:
+        super().__init__(macros, trial)
         self.program = program
-        self.macros = macros
-        self.trial = trial
         self.warnings = warnings
 
     def build(self, net: ast.Network) -> BuiltNetwork:
@@ -159,9 +97,8 @@ class _NetworkBuilder:
             )
         attrs = network_attrs(net, self.trial, self.warnings)
         self.default_device = _execution_device(attrs)
-        self.batch_none: SourceLocation | None = None
         self.producers: dict[Value, tuple[LayerSpec, Value]] = {}
-        self.network_inputs = self._inputs(net)
+        self.network_inputs, self.batch_none = network_inputs(net, self.macros, self.warnings)
         body = Block(self.network_inputs)
         rows: list[LayerRow] = []
         ctx = _Ctx(body, NameScope(taken={a.name for a in body.args}), rows, lambda n: n)
@@ -174,63 +111,6 @@ class _NetworkBuilder:
         return BuiltNetwork(network, rows)
 
     # Inputs -----------------------------------------------------------------------------------
-
-    def _inputs(self, net: ast.Network) -> list[Value]:
-        values: list[Value] = []
-        symbols = iter(f"s{i}" for i in range(1_000))
-        names: set[str] = set()
-        for spec in net.inputs:
-            name = spec.name or "input"
-            if name in names:
-                raise error(f"input '{name}' is declared twice", spec.loc)
-            names.add(name)
-            dims = [to_attr(d) for d in spec.shape.items]
-            if dims and dims[0] is None and len(dims) > 1:
-                dims = dims[1:]
-                self.batch_none = spec.shape.items[0].loc
-                self.warnings.append(
-                    Diagnostic(
-                        "the leading None is the batch dimension; it is dropped from the input shape",
-                        spec.shape.items[0].loc,
-                        "note",
-                    )
-                )
-            shape: list[int | str] = [BATCH]
-            for dim, node in zip(dims, spec.shape.items[-len(dims) :] if dims else (), strict=True):
-                if dim is None:
-                    shape.append(next(symbols))
-                elif isinstance(dim, int) and not isinstance(dim, bool) and dim > 0:
-                    shape.append(dim)
-                else:
-                    raise error(
-                        f"input dimension must be a positive integer or None, got {dim!r}", node.loc
-                    )
-            if len(shape) == 1:
-                raise error("input shape is empty", spec.loc, "write e.g. input: (784,)")
-            dtype = (
-                "i64" if self._starts_with_embedding(net, spec.name) and len(shape) == 2 else "f32"
-            )
-            values.append(Value(name, TensorType(tuple(shape), dtype)))
-        return values
-
-    def _starts_with_embedding(self, net: ast.Network, input_name: str | None) -> bool:
-        items: tuple[ast.LayerItem, ...] = net.layers
-        if input_name is not None:
-            branch = next(
-                (b for b in net.layers if isinstance(b, ast.Branch) and b.input_name == input_name),
-                None,
-            )
-            items = branch.layers if branch else ()
-        while items:
-            first = items[0]
-            if not isinstance(first, ast.LayerCall):
-                return False
-            if first.name in self.macros:
-                items = self.macros[first.name].layers
-                continue
-            spec = get_layer(first.name)
-            return spec is not None and spec.name == "Embedding"
-        return False
 
     # Sequences and branches -------------------------------------------------------------------
 
@@ -421,7 +301,7 @@ class _NetworkBuilder:
         )
         ctx.block.append(op)
         if ctx.rows is not None:
-            params = 0 if regions else spec.count_params(_concrete(attrs), [v.type for v in inputs])
+            params = 0 if regions else spec.count_params(concrete(attrs), [v.type for v in inputs])
             ctx.rows.append(
                 LayerRow(
                     ctx.row_name(name),
@@ -437,20 +317,6 @@ class _NetworkBuilder:
         if inputs:
             self.producers[op.result] = (spec, inputs[0])
         return op.result
-
-    def _check_follows(self, call: ast.LayerCall, spec: LayerSpec,
-                       inputs: list[Value]) -> None:
-        """Cross-layer rules of the registry (e.g. no Conv2D on Dense's per-pixel output)."""
-        chain: list[tuple[LayerSpec, TensorType]] = []
-        value: Value | None = inputs[0] if len(inputs) == 1 else None
-        while value is not None and value in self.producers:
-            producer_spec, producer_input = self.producers[value]
-            chain.append((producer_spec, producer_input.type))
-            value = producer_input
-        try:
-            check_follows(spec, chain)
-        except ShapeError as exc:
-            raise error(_prefixed(spec.name, exc.message), call.loc, exc.note or "") from None
 
     def _residual_regions(self, call: ast.LayerCall, ctx: _Ctx, x: Value, name: str,
                           device: str | None) -> tuple[list[Block], list[Value]]:
@@ -490,93 +356,6 @@ class _NetworkBuilder:
         return [body], [x, body_out]
 
     # Pieces -----------------------------------------------------------------------------------
-
-    def _spec(self, call: ast.LayerCall) -> LayerSpec:
-        spec = get_layer(call.name)
-        if spec is None:
-            names = [s.name for s in all_layers()] + list(self.macros)
-            hint = did_you_mean(call.name, names)
-            raise error(
-                f"unknown layer '{call.name}'",
-                call.loc,
-                hint or "see docs/layers.md for the layers neuralc knows",
-            )
-        return spec
-
-    def _bind(self, call: ast.LayerCall, spec: LayerSpec) -> dict:
-        for arg in call.args:
-            if isinstance(arg.value, ast.Name) and arg.value.name == "...":
-                # The guide abbreviates `TransformerEncoder(...) @ "cuda:0"`.
-                raise error(f"{spec.name}(...) leaves its arguments out", arg.loc,
-                            "write the layer's arguments, e.g. "
-                            + _example_call(spec))
-        args = [(a.name, to_attr(a.value, self.trial)) for a in call.args]
-        try:
-            return dict(bind(spec, args))
-        except BindError as exc:
-            loc = call.args[exc.arg_index].loc if exc.arg_index is not None else call.loc
-            raise error(_prefixed(spec.name, exc.message), loc, exc.note or "") from None
-
-    def _infer(
-        self, call: ast.LayerCall, spec: LayerSpec, attrs: dict, operands: list[Value]
-    ) -> TensorType:
-        try:
-            return spec.infer(_concrete(attrs), [v.type for v in operands])
-        except ShapeError as exc:
-            loc = call.loc
-            if exc.param is not None:
-                param = spec.param(exc.param)
-                names = {exc.param, *(param.aliases if param else ())}
-                for arg in call.args:
-                    if arg.name in names:
-                        loc = arg.loc
-            notes = [exc.note or ""]
-            if self.batch_none is not None and any(v in self.network_inputs for v in operands):
-                notes.append(
-                    f"the leading None of the input (line {self.batch_none.line}) was "
-                    "read as the batch dimension; for a dynamic length write another "
-                    "None after it, e.g. input: (None, None, 512)"
-                )
-            raise error(_prefixed(spec.name, exc.message), loc, *notes) from None
-
-    def _device(self, call: ast.LayerCall) -> str | None:
-        if call.device is None:
-            return None
-        return check_device(call.device.value, call.device.loc)
-
-    def _repeat_count(self, call: ast.LayerCall) -> int | None:
-        if call.repeat is None:
-            return None
-        value = to_attr(call.repeat, self.trial)
-        if isinstance(value, HPOAttr):
-            value = value.candidates()[0]
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise error(f"repetition count must be an integer, got {value!r}", call.repeat.loc)
-        if value < 1:
-            raise error(
-                f"repetition count must be at least 1, got {value}",
-                call.repeat.loc,
-                "remove the layer instead of repeating it zero times" if value == 0 else "",
-            )
-        if value > MAX_REPEAT:
-            raise error(
-                f"repetition count {value} exceeds the limit of {MAX_REPEAT}", call.repeat.loc
-            )
-        return value
-
-
-def _concrete(attrs: dict) -> dict:
-    """Open hyperparameters at their first candidate: enough for shapes and counts."""
-    return {k: (v.candidates()[0] if isinstance(v, HPOAttr) else v) for k, v in attrs.items()}
-
-
-def _example_call(spec: LayerSpec) -> str:
-    required = [p.name for p in spec.params if p.required]
-    return f"{spec.name}({', '.join(f'{name}=...' for name in required)})"
-
-
-def _prefixed(layer: str, message: str) -> str:
-    return message if message.startswith(layer) else f"{layer}: {message}"
 
 
 def _single(x: Value | list[Value], call: ast.LayerCall) -> Value:
