@@ -6,9 +6,10 @@ its own `@` device, the enclosing op's, the network's `execution { device: ... }
 devices survive lowering and fusion (and show in `--emit kernel` output).
 
 `auto` splits the ops placed on it across `PassContext.devices` (`--devices cuda:0,cuda:1`) as
-contiguous pipeline stages balancing parameters: each top-level op weighs its parameters (the
-layer registry's `count_params`, or the sizes of the `tensor.weight` values it reads) and goes
-to the stage its cumulative midpoint falls in; operand-less ops (weights, constants) follow
+contiguous pipeline stages balancing compute (`balance=flops`, the default: each op's
+parameters applied at every position of its output, plus 4·L²·d for attention) or parameters
+(`balance=params`: the layer registry's `count_params`, or the sizes of the `tensor.weight`
+values an op reads); each top-level op goes to the stage its cumulative midpoint falls in; operand-less ops (weights, constants) follow
 their first user. A repeat that is still rolled is one op, so unroll first (-O2) to split a
 stack. Without a device list, `auto` uses the CUDA devices of `available_devices`, else stays on
 the host with a warning.
@@ -93,11 +94,32 @@ def op_params(op: Operation) -> int:
     return total + inner * (count if isinstance(count, int) else 1)
 
 
+ATTENTION_OPS = ("nn.transformer_encoder", "nn.transformer_decoder", "nn.multi_head_attention",
+                 "kernel.attention")
+
+
+def op_flops(op: Operation) -> int:
+    """Floating-point operations per sample, estimated: 2 × parameters × output positions (the
+    dims between batch and channels: a convolution's pixels, a sequence's tokens), plus the
+    attention scores and weighted sum (4·L²·d) of attention layers."""
+    params = op_params(op)
+    if not op.results:
+        return 2 * params
+    shape = op.results[0].type.shape
+    positions = prod(d for d in shape[1:-1] if isinstance(d, int)) or 1
+    flops = 2 * params * positions
+    if op.op in ATTENTION_OPS and len(shape) == 3 and all(isinstance(d, int) for d in shape[1:]):
+        length, width = shape[1], shape[2]
+        flops += 4 * length * length * width  # type: ignore[operator]
+    return flops
+
+
 @dataclass
 class _Placer:
     net: Network
     ctx: PassContext
     override: str | None
+    balance: str = "flops"
     errors: list[Diagnostic] = field(default_factory=list)
     changed: bool = False
     reported: set[int] = field(default_factory=set)
@@ -135,7 +157,8 @@ class _Placer:
             return
         top = [op for op in self.net.body.ops if op.device == "auto"]
         staged = [op for op in top if op.operands]
-        weights = [op_params(op) for op in staged]
+        cost = op_flops if self.balance == "flops" else op_params
+        weights = [cost(op) for op in staged]
         total = sum(weights)
         if total == 0:
             weights, total = [1] * len(staged), len(staged)
@@ -258,6 +281,7 @@ class PlaceDevices(Pass):
     min_level = 0
     device: str | None = None  # place everything here (build's --device)
     insert_transfers: bool = True
+    balance: str = "flops"  # how `auto` balances its stages: "flops" or "params"
 
     def run(self, module: Module, ctx: PassContext) -> bool:
         override = normalize(self.device)
@@ -265,11 +289,15 @@ class PlaceDevices(Pass):
             raise CompileError(Diagnostic(
                 f'invalid device "{self.device}"', None, "error",
                 ('valid devices are "cpu", "cuda", "cuda:N", "gpu" and "auto"',)))
+        if self.balance not in ("flops", "params"):
+            raise CompileError(Diagnostic(
+                f"place-devices: unknown balance '{self.balance}'", None, "error",
+                ('use place-devices{balance=flops} or place-devices{balance=params}',)))
         changed = False
         errors: list[Diagnostic] = []
         for net in module.networks:
             default = network_device(net)
-            placer = _Placer(net, ctx, override)
+            placer = _Placer(net, ctx, override, self.balance)
             placer.assign(net.body, default)
             placer.split_auto()
             placer.check_available()

@@ -116,3 +116,42 @@ def test_transfer_verifier() -> None:
         problems = [p for p in find_problems(ir(base.replace("ATTRS", attrs)))
                     if p.severity == "error"]
         assert problems and message in str(problems[0])
+
+
+CONV_THEN_DENSE = """network Mixed {
+  input: (64, 64, 3)
+  layers:
+    Conv2D(16, (3, 3), padding="same")
+    GlobalAveragePooling2D()
+    Dense(512, activation="relu")
+    Dense(512, activation="relu")
+    Output(10)
+  execution {
+    device: "auto"
+  }
+}
+"""
+
+
+def test_auto_balances_flops_by_default_and_params_on_request() -> None:
+    """The convolution has few parameters but applies them at 4,096 pixels: balancing compute
+    gives it a stage of its own; balancing parameters puts it with the first Dense."""
+    devices = ("cuda:0", "cuda:1")
+    by_flops = compile_nn(CONV_THEN_DENSE)
+    PlaceDevices().run(by_flops, PassContext(devices=devices))
+    flops = _devices(by_flops)
+    assert flops["conv2d"] == "cuda:0" and flops["dense"] == "cuda:1"
+    by_params = compile_nn(CONV_THEN_DENSE)
+    PlaceDevices(balance="params").run(by_params, PassContext(devices=devices))
+    params = _devices(by_params)
+    assert params["conv2d"] == params["dense"] == "cuda:0" and params["output"] == "cuda:1"
+
+
+def test_op_flops_counts_positions_and_attention() -> None:
+    from neuralc.passes.place_devices import op_flops
+
+    module = compile_nn("network A { input: (8, 16) layers: "
+                        "TransformerEncoder(num_heads=2, dff=32) Dense(4) }")
+    encoder, dense = module.networks[0].body.ops[:2]
+    assert op_flops(dense) == 2 * (16 * 4 + 4) * 8
+    assert op_flops(encoder) == 2 * op_params(encoder) * 8 + 4 * 8 * 8 * 16
