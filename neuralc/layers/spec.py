@@ -63,7 +63,7 @@ class Param:
 class WeightSpec:
     """One tensor of a layer's state in the framework-neutral weight file.
 
-    `init` names an initializer understood by `neuralc.lower.weights` (e.g. "kaiming_uniform",
+    `init` names an initializer understood by `neuralc.lower.weight_init` (e.g. "kaiming_uniform",
     "linear_bias", "glorot_uniform", "zeros", "ones", "normal"); `fan_in`/`fan_out` feed it.
     Buffers (BatchNorm running statistics) have `trainable=False` and do not count as params.
     """

@@ -1,8 +1,8 @@
 """The PyTorch target: a readable, standalone `nn.Module` file, and running it.
 
 `TARGET.emit(network, options)` returns the source of one Python module: per layer for an `nn`
-network (`emitter.py`), one functional call per op at the tensor and kernel stages
-(`functional.py`);
+network (`emitter.py`, with `rolled.py` and `module_text.py`), one functional call per op at the
+tensor and kernel stages (`functional.py`);
 `TARGET.predict(artifact, weights, inputs, device)` imports *that file* by path, builds the model
 with the weights, and runs it in eval mode without gradients.
 """

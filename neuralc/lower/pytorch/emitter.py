@@ -16,135 +16,104 @@ The emitter walks the rolled IR; per-copy facts (input widths, instance names) c
 cannot disagree. Placement: layers keep their `@ device`; when they differ, the forward moves
 activations at each device boundary; `BuildOptions.device` or `build_model(device=...)` puts
 everything on one device.
+
+This module is the walk itself (`Emitter`: blocks, layers, repeats, residuals); `rolled.py`
+holds what it reads off the rolled IR (instance contexts, dataflow, constructors chosen per
+repetition), and `module_text.py` decides placement and assembles the file around the classes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from neuralc import __version__
-from neuralc.diagnostics import error
 from neuralc.ir.core import Block, Network, Operation, Value, primary_loc
-from neuralc.ir.naming import SINGLE_BODY, unrolled_name
+from neuralc.ir.naming import SINGLE_BODY
 from neuralc.ir.shapes import REPEAT, YIELD
 from neuralc.lower.pytorch.codegen import (
     Vars,
     camel_case,
-    conditional,
-    docstring,
     fill,
     format_source,
-    imports,
-    merge_imports,
     python_name,
-    quote,
-    runtime_with_training,
     statement,
-    tensor_text,
-    torch_dtype,
 )
 from neuralc.lower.pytorch.layers import LayerCode, lower
-from neuralc.lower.pytorch.snippets import (
-    GLOBAL_NAMES,
-    PLACE_MIXED,
-    PLACE_SIMPLE,
-    RUNTIME,
-    with_dependencies,
+from neuralc.lower.pytorch.module_text import GeneratedClass, module_text, placement, root_doc
+from neuralc.lower.pytorch.rolled import (
+    Ctx,
+    check_same_path,
+    choose,
+    free_values,
+    list_expr,
+    reads,
+    relative,
+    repeat_rename,
+    same,
+    short_name,
+    value_name,
+    value_uses,
 )
+from neuralc.lower.pytorch.snippets import GLOBAL_NAMES
 from neuralc.lower.target import BuildOptions
-from neuralc.lower.training import training_imports
 from neuralc.lower.weights import LayerInstance, layer_instances
 
 RESIDUAL = "nn.residual_connection"
 
 
-@dataclass(frozen=True)
-class _Ctx:
-    """One place a generated class (or the root module) is instantiated."""
-
-    rename: Callable[[str], str]  # rolled op name -> instance name
-    prefix: str  # the instance's module path ("" for the root)
-    index: int | None  # iteration of the innermost enclosing repeat
-    outer: int | None = None  # iteration of the repeat enclosing that one
-
-
-@dataclass
-class _Class:
-    name: str
-    doc: str
-    args: list[str]  # forward's parameters after self
-    init: list[str] = field(default_factory=list)
-    forward: list[str] = field(default_factory=list)
-    takes_index: bool = False
-    containers: set[str] = field(default_factory=set)  # intermediate nn.Module() attributes
-    free: list[Value] = field(default_factory=list)  # outer values the forward receives
-
-
 class Emitter:
+    """One nn-stage network's walk into `GeneratedClass`es, then into the module's text."""
+
     def __init__(self, network: Network, options: BuildOptions) -> None:
         self.network = network
         self.options = options
         self.instances: dict[str, LayerInstance] = {i.name: i for i in layer_instances(network)}
         self.codes: dict[str, LayerCode] = {}
         self.helpers: set[str] = set()
-        self.classes: list[_Class] = []
+        self.classes: list[GeneratedClass] = []
         self.class_names: set[str] = set()
         root = python_name(network.name if network.name[:1].isupper() else camel_case(network.name))
         self.root_name = root + "Model" if root in GLOBAL_NAMES else root
         self.class_names.add(self.root_name)
-        self.default_device, self.placement = self._placement()
+        self.default_device, self.placement = placement(network, options)
 
     # Entry point ------------------------------------------------------------------------------
 
     def emit(self) -> str:
-        root = _Class(self.root_name, self._root_doc(), [])
+        root = GeneratedClass(self.root_name, root_doc(self.network), [])
         vars_ = Vars(set())
         args = self._input_vars(vars_)
         root.args = args
-        ctx = _Ctx(lambda n: n, "", None)
+        ctx = Ctx(lambda n: n, "", None)
         body = self.network.body
         env = {id(a): v for a, v in zip(body.args, args, strict=True)}
         outs = self._block(root, [ctx], body.ops, env, vars_, indent=2, root=True)
         root.forward.append(f"        return {outs[0]}")
         self.classes.append(root)
-        return self._module_text(root)
+        return module_text(
+            self.network,
+            self.options,
+            root,
+            self.classes,
+            self.helpers,
+            self.default_device,
+            self.placement,
+        )
 
-    # Placement --------------------------------------------------------------------------------
-
-    def _placement(self) -> tuple[str, dict[str, str]]:
-        """The default device, and each top-level op's device when they differ."""
-        if self.options.device:
-            return self.options.device, {}
-        execution = self.network.attrs.get("execution")
-        default = execution.get("device") if isinstance(execution, dict) else None
-        default = default if isinstance(default, str) else "cpu"
-        devices: dict[str, str] = {}
-        for op in self.network.body.ops:
-            if op.op == "return":
-                continue
-            devices[op.name] = op.device or default
-            for inner in op.walk():
-                if inner is not op and inner.device and inner.device != devices[op.name]:
-                    raise error(
-                        f"layer '{inner.name}' is placed on {inner.device} inside "
-                        f"'{op.name}', which runs on {devices[op.name]}; the PyTorch backend "
-                        "places repeated and residual blocks as a whole",
-                        primary_loc(inner.loc),
-                        f"put the placement on the block's line, or build with --device "
-                        f"{inner.device}",
-                    )
-        if len(set(devices.values())) <= 1:
-            return (next(iter(devices.values())) if devices else default), {}
-        return default, devices
+    def _input_vars(self, vars_: Vars) -> list[str]:
+        inputs = self.network.inputs
+        if len(inputs) == 1:
+            vars_.taken.add("x")
+            vars_.x_holder = id(inputs[0])
+            return ["x"]
+        return [vars_.fresh(v.name) for v in inputs]
 
     # Blocks -----------------------------------------------------------------------------------
 
     def _block(
         self,
-        cls: _Class,
-        ctxs: list[_Ctx],
+        cls: GeneratedClass,
+        ctxs: list[Ctx],
         ops: Sequence[Operation],
         env: dict[int, str],
         vars_: Vars,
@@ -157,7 +126,7 @@ class Emitter:
         body = [op for op in ops if op.op not in (YIELD, "return")]
         terminator = next((op for op in ops if op.op in (YIELD, "return")), None)
         tail = list(terminator.operands) if terminator is not None else []
-        uses = _uses(body, [*tail, *keep])
+        uses = value_uses(body, [*tail, *keep])
         last = {vid: max(at) for vid, at in uses.items()}
         var_device: dict[str, str] = {}
         pad = "    " * indent
@@ -165,13 +134,13 @@ class Emitter:
             operands = [env[id(v)] for v in op.operands]
             if root and self.placement:
                 device = self.placement[op.name]
-                for var in dict.fromkeys(env[id(v)] for v in _reads(op)):
+                for var in dict.fromkeys(env[id(v)] for v in reads(op)):
                     if var_device.get(var) != device:
                         cls.forward.append(f'{pad}{var} = {var}.to(self.devices["{op.name}"])')
                         var_device[var] = device
             # A loop assigns its result before the iterations read the values its body uses
             # from outside, so those must not live in the variable it assigns.
-            read_in_loop = op.op == REPEAT and vars_.x_holder in {id(v) for v in _free_values(op)}
+            read_in_loop = op.op == REPEAT and vars_.x_holder in {id(v) for v in free_values(op)}
             # `x` carries the chain; a value also read further down gets its layer's name.
             only_next = uses.get(id(op.results[0]), set()) <= {k + 1}
             if only_next and (
@@ -181,7 +150,7 @@ class Emitter:
                 vars_.taken.add("x")
                 vars_.x_holder = id(op.results[0])
             else:
-                out = vars_.fresh(_short_name(op.name))
+                out = vars_.fresh(short_name(op.name))
             env[id(op.results[0])] = out
             if op.op == REPEAT:
                 self._repeat(cls, ctxs, op, operands, out, env, vars_, pad)
@@ -194,16 +163,22 @@ class Emitter:
         return [env[id(v)] for v in tail]
 
     def _layer(
-        self, cls: _Class, ctxs: list[_Ctx], op: Operation, operands: list[str], out: str, pad: str
+        self,
+        cls: GeneratedClass,
+        ctxs: list[Ctx],
+        op: Operation,
+        operands: list[str],
+        out: str,
+        pad: str,
     ) -> None:
         codes = [self._code(ctx.rename(op.name)) for ctx in ctxs]
-        call = _same(op, [c.call for c in codes], "forward code")
+        call = same(op, [c.call for c in codes], "forward code")
         ref = None
         if codes[0].module is not None:
-            rel = _same(
-                op, [_relative(ctx.rename(op.name), ctx.prefix) for ctx in ctxs], "module path"
+            rel = same(
+                op, [relative(ctx.rename(op.name), ctx.prefix) for ctx in ctxs], "module path"
             )
-            ctor = self._choose(
+            ctor = choose(
                 cls, op, [(ctx.index, c.module or "") for ctx, c in zip(ctxs, codes, strict=True)]
             )
             self._assign(cls, rel, ctor, op)
@@ -212,8 +187,8 @@ class Emitter:
 
     def _repeat(
         self,
-        cls: _Class,
-        ctxs: list[_Ctx],
+        cls: GeneratedClass,
+        ctxs: list[Ctx],
         op: Operation,
         operands: list[str],
         out: str,
@@ -224,11 +199,11 @@ class Emitter:
         count = int(op.attrs["count"])  # type: ignore[call-overload]
         region = op.regions[0]
         inner_ctxs = [
-            _Ctx(_repeat_rename(ctx.rename, op.name, i), f"{ctx.rename(op.name)}.{i}", i, ctx.index)
+            Ctx(repeat_rename(ctx.rename, op.name, i), f"{ctx.rename(op.name)}.{i}", i, ctx.index)
             for ctx in ctxs
             for i in range(count)
         ]
-        rel = _same(op, [_relative(ctx.rename(op.name), ctx.prefix) for ctx in ctxs], "module path")
+        rel = same(op, [relative(ctx.rename(op.name), ctx.prefix) for ctx in ctxs], "module path")
         body_ops = [o for o in region.ops if o.op != YIELD]
         single = len(body_ops) == 1 and body_ops[0].name == f"{op.name}.{SINGLE_BODY}"
         inner_env = dict(env)
@@ -240,14 +215,14 @@ class Emitter:
             layer = body_ops[0]
             codes = [self._code(ctx.rename(layer.name)) for ctx in inner_ctxs]
             for ctx in inner_ctxs:
-                _check_same_path(layer, ctx.rename(layer.name), ctx.prefix)
-            call = _same(layer, [c.call for c in codes], "forward code")
+                check_same_path(layer, ctx.rename(layer.name), ctx.prefix)
+            call = same(layer, [c.call for c in codes], "forward code")
             args = [inner_env[id(v)] for v in layer.operands]
             if codes[0].module is None:
                 statement(cls.forward, pad, f"for _ in range({count}):", op)
                 cls.forward.append(f"{pad}    {out} = {fill(call, None, args)}")
                 return
-            element = self._list_expr(
+            element = list_expr(
                 cls,
                 layer,
                 [(c.outer, c.index, codes[k].module or "") for k, c in enumerate(inner_ctxs)],
@@ -264,7 +239,7 @@ class Emitter:
                 inner, inner_ctxs, lambda c, ctxs_: self._residual_body(c, ctxs_, inner)
             )
             for ctx in inner_ctxs:
-                _check_same_path(inner, ctx.rename(inner.name), ctx.prefix)
+                check_same_path(inner, ctx.rename(inner.name), ctx.prefix)
         else:
             sub = self._region_class(
                 op, inner_ctxs, lambda c, ctxs_: self._repeat_body(c, ctxs_, region)
@@ -279,58 +254,58 @@ class Emitter:
 
     def _residual(
         self,
-        cls: _Class,
-        ctxs: list[_Ctx],
+        cls: GeneratedClass,
+        ctxs: list[Ctx],
         op: Operation,
         operands: list[str],
         out: str,
         env: dict[int, str],
         pad: str,
     ) -> None:
-        inner_ctxs = [_Ctx(ctx.rename, ctx.rename(op.name), ctx.index) for ctx in ctxs]
-        sub, free_values = self._region_class(
+        inner_ctxs = [Ctx(ctx.rename, ctx.rename(op.name), ctx.index) for ctx in ctxs]
+        sub, outer_values = self._region_class(
             op, inner_ctxs, lambda c, ctxs_: self._residual_body(c, ctxs_, op)
         )
-        rel = _same(op, [_relative(ctx.rename(op.name), ctx.prefix) for ctx in ctxs], "module path")
+        rel = same(op, [relative(ctx.rename(op.name), ctx.prefix) for ctx in ctxs], "module path")
         if sub.takes_index:
             cls.takes_index = True
         self._assign(cls, rel, f"{sub.name}(index)" if sub.takes_index else f"{sub.name}()", op)
-        free = [env[id(v)] for v in free_values]
+        free = [env[id(v)] for v in outer_values]
         statement(cls.forward, pad, f"{out} = self.{rel}({', '.join([operands[0], *free])})", op)
 
     # Region classes ---------------------------------------------------------------------------
 
     def _region_class(
-        self, op: Operation, ctxs: list[_Ctx], fill: Callable[[_Class, list[_Ctx]], None]
-    ) -> tuple[_Class, list[Value]]:
+        self, op: Operation, ctxs: list[Ctx], fill: Callable[[GeneratedClass, list[Ctx]], None]
+    ) -> tuple[GeneratedClass, list[Value]]:
         name = self._class_name(op.name)
-        free = _free_values(op)
+        free = free_values(op)
         kind = "ResidualConnection" if op.op == RESIDUAL else "repeated block"
         loc = primary_loc(op.loc)
         where = f" ({Path(loc.file).name}:{loc.line})" if loc else ""
-        cls = _Class(name, f"'{op.name}': {kind}{where}.", [], free=free)
+        cls = GeneratedClass(name, f"'{op.name}': {kind}{where}.", [], free=free)
         fill(cls, ctxs)
         self.classes.append(cls)
         return cls, free
 
-    def _repeat_body(self, cls: _Class, ctxs: list[_Ctx], region: Block) -> None:
+    def _repeat_body(self, cls: GeneratedClass, ctxs: list[Ctx], region: Block) -> None:
         free = cls.free
         vars_ = Vars({"x"}, region.args[0])
         env = {id(region.args[0]): "x"}
         cls.args = ["x"]
         for value in free:
-            env[id(value)] = vars_.fresh(_short_name(_value_name(value)))
+            env[id(value)] = vars_.fresh(short_name(value_name(value)))
             cls.args.append(env[id(value)])
         outs = self._block(cls, ctxs, region.ops, env, vars_, indent=2)
         cls.forward.append(f"        return {outs[0]}")
 
-    def _residual_body(self, cls: _Class, ctxs: list[_Ctx], op: Operation) -> None:
+    def _residual_body(self, cls: GeneratedClass, ctxs: list[Ctx], op: Operation) -> None:
         free = cls.free
         vars_ = Vars({"inputs"})
         cls.args = ["inputs"]
         env: dict[int, str] = {}
         for value in free:
-            env[id(value)] = vars_.fresh(_short_name(_value_name(value)))
+            env[id(value)] = vars_.fresh(short_name(value_name(value)))
             cls.args.append(env[id(value)])
         body = op.regions[0]
         env[id(body.args[0])] = "inputs"
@@ -366,47 +341,7 @@ class Emitter:
             self.codes[instance_name] = code
         return self.codes[instance_name]
 
-    def _choose(self, cls: _Class, op: Operation, options: list[tuple[int | None, str]]) -> str:
-        """One constructor expression, conditional on `index` when repetitions differ."""
-        by_index: dict[int | None, str] = {}
-        for index, expr in options:
-            if by_index.setdefault(index, expr) != expr:
-                raise error(
-                    f"layer '{op.name}' differs between copies of an enclosing repeated "
-                    "block in a way the PyTorch backend cannot express",
-                    primary_loc(op.loc),
-                )
-        if len(set(by_index.values())) == 1:
-            return options[0][1]
-        cls.takes_index = True
-        return conditional(by_index)
-
-    def _list_expr(
-        self,
-        cls: _Class,
-        op: Operation,
-        options: list[tuple[int | None, int | None, str]],
-        count: int,
-    ) -> str:
-        """`nn.ModuleList([...])` of a repeated layer's copies: one expression, or one chosen by
-        the copy's index (and, inside a repeated block, by the block's `index`)."""
-        if len({expr for _, _, expr in options}) == 1:
-            return f"nn.ModuleList([{options[0][2]} for _ in range({count})])"
-        by_inner: dict[int | None, str] = {}
-        if all(by_inner.setdefault(j, expr) == expr for _, j, expr in options):
-            return f"nn.ModuleList([{conditional(by_inner)} for index in range({count})])"
-        by_pair: dict[tuple[int, int], str] = {}
-        for outer, j, expr in options:
-            if outer is None or by_pair.setdefault((outer, int(j or 0)), expr) != expr:
-                raise error(
-                    f"layer '{op.name}' differs between copies of an enclosing repeated "
-                    "block in a way the PyTorch backend cannot express",
-                    primary_loc(op.loc),
-                )
-        cls.takes_index = True
-        return f"nn.ModuleList([{conditional(by_pair, 'j')} for j in range({count})])"
-
-    def _assign(self, cls: _Class, rel: str, expr: str, op: Operation) -> None:
+    def _assign(self, cls: GeneratedClass, rel: str, expr: str, op: Operation) -> None:
         parts = rel.split(".")
         for i in range(1, len(parts)):
             container = ".".join(parts[:i])
@@ -414,163 +349,6 @@ class Emitter:
                 cls.containers.add(container)
                 cls.init.append(f"        self.{container} = nn.Module()")
         statement(cls.init, "        ", f"self.{rel} = {expr}", op)
-
-    # Module text ------------------------------------------------------------------------------
-
-    def _input_vars(self, vars_: Vars) -> list[str]:
-        inputs = self.network.inputs
-        if len(inputs) == 1:
-            vars_.taken.add("x")
-            vars_.x_holder = id(inputs[0])
-            return ["x"]
-        return [vars_.fresh(v.name) for v in inputs]
-
-    def _root_doc(self) -> str:
-        ins = ", ".join(f"{v.name}: {tensor_text(v.type)}" for v in self.network.inputs)
-        outs = ", ".join(tensor_text(v.type) for v in self.network.outputs)
-        loc = primary_loc(self.network.loc)
-        where = f" ({Path(loc.file).name}:{loc.line})" if loc else ""
-        return f"Network '{self.network.name}'{where}: ({ins}) -> {outs}."
-
-    def _module_text(self, root: _Class) -> str:
-        source = Path(self.options.source_path).name
-        net = self.network
-        lines: list[str] = [
-            f'"""{net.name}: generated by neuralc {__version__} from {source}. Do not edit.',
-            "",
-            "Inputs and outputs are batch-first and channels-last (Keras layouts):",
-        ]
-        for v in net.inputs:
-            lines.append(f"  input '{v.name}': {tensor_text(v.type)}")
-        for v in net.outputs:
-            lines.append(f"  output: {tensor_text(v.type)}")
-        lines += [
-            "The state_dict keys are the keys of neuralc's safetensors weight file "
-            "(`neuralc init`).",
-            "",
-            f"Run: python {Path(source).stem}.py --weights W.safetensors --input X.npy -o Y.npy",
-            '"""',
-            "",
-            "@@IMPORTS@@",
-            "",
-        ]
-        names = ", ".join(f'"{v.name}"' for v in net.inputs)
-        dtypes = ", ".join(f'"{v.name}": torch.{torch_dtype(v.type)}' for v in net.inputs)
-        lines.append(
-            f"INPUT_NAMES = ({names},)" if len(net.inputs) == 1 else f"INPUT_NAMES = ({names})"
-        )
-        lines.append(f"INPUT_DTYPES = {{{dtypes}}}")
-        lines.append(f"DEVICE = {quote(self.default_device)}")
-        if self.placement:
-            lines.append("# Each top-level layer's device (the forward moves data between them).")
-            lines.append("PLACEMENT: dict[str, str] = {")
-            lines += [f"    {quote(k)}: {quote(v)}," for k, v in self.placement.items()]
-            lines.append("}")
-        lines.append(f"SEED = {int(self.options.seed)}")
-        lines.append("")
-        lines.append("")
-        for snippet in with_dependencies(self.helpers):
-            lines.append(snippet.source)
-            lines.append("")
-        for cls in self.classes:
-            lines += self._class_text(cls, root=cls is root)
-            lines.append("")
-        lines.append(runtime_with_training(RUNTIME.replace("@@ROOT@@", root.name), self.network))
-        text = "\n".join(lines)
-        return text.replace("@@IMPORTS@@",
-                            merge_imports(imports(text), training_imports("pytorch")))
-
-    def _class_text(self, cls: _Class, root: bool) -> list[str]:
-        args = ", ".join(f"{a}: torch.Tensor" for a in cls.args)
-        init_args = ", index: int" if cls.takes_index else ""
-        out = [
-            f"class {cls.name}(nn.Module):",
-            *docstring(cls.doc, "    "),
-            "",
-            f"    def __init__(self{init_args}) -> None:",
-            "        super().__init__()",
-        ]
-        out += cls.init
-        if root:
-            if self.placement:
-                out.append("        self.devices: dict[str, torch.device] = {}")
-            out.append('        self.device = torch.device("cpu")')
-        out += ["", f"    def forward(self, {args}) -> torch.Tensor:"]
-        out += cls.forward
-        if root:
-            method = PLACE_MIXED if self.placement else PLACE_SIMPLE
-            out += [""] + method.replace("@@ROOT@@", cls.name).splitlines()
-        return out
-
-
-def _repeat_rename(outer: Callable[[str], str], repeat: str, index: int) -> Callable[[str], str]:
-    return lambda name: outer(unrolled_name(name, repeat, index))
-
-
-def _relative(name: str, prefix: str) -> str:
-    if not prefix:
-        return name
-    if not name.startswith(prefix + "."):
-        raise RuntimeError(f"layer {name!r} is not inside its block {prefix!r}")
-    return name[len(prefix) + 1 :]
-
-
-def _check_same_path(op: Operation, name: str, element: str) -> None:
-    if name != element:
-        raise RuntimeError(f"repeated layer {op.name!r} is named {name!r}, expected {element!r}")
-
-
-def _same(op: Operation, values: list[str], what: str) -> str:
-    if len(set(values)) != 1:
-        raise error(
-            f"layer '{op.name}': its {what} differs between repetitions "
-            f"({values[0]!r} vs {next(v for v in values if v != values[0])!r}); "
-            "the PyTorch backend cannot express it",
-            primary_loc(op.loc),
-        )
-    return values[0]
-
-
-def _short_name(op_name: str) -> str:
-    return op_name.split(".")[-1] if not op_name.split(".")[-1].isdigit() else op_name
-
-
-def _value_name(value: Value) -> str:
-    return value.name.split("#")[0]
-
-
-def _reads(op: Operation) -> list[Value]:
-    """Values an op reads: its operands and whatever its regions use from outside."""
-    return [*op.operands, *_free_values(op)]
-
-
-def _free_values(op: Operation) -> list[Value]:
-    """Values that `op`'s regions (at any depth) use but do not define, in order of use."""
-    defined: set[int] = set()
-    for inner in op.walk():
-        for region in inner.regions:
-            defined.update(id(v) for v in region.args)
-        if inner is not op:
-            defined.update(id(v) for v in inner.results)
-    free: dict[int, Value] = {}
-    for inner in op.walk():
-        if inner is op:
-            continue
-        for v in inner.operands:
-            if id(v) not in defined:
-                free.setdefault(id(v), v)
-    return list(free.values())
-
-
-def _uses(ops: list[Operation], tail: list[Value]) -> dict[int, set[int]]:
-    """Where each value is read: op indices, `len(ops)` for the block's result."""
-    uses: dict[int, set[int]] = {}
-    for k, op in enumerate(ops):
-        for v in _reads(op):
-            uses.setdefault(id(v), set()).add(k)
-    for v in tail:
-        uses.setdefault(id(v), set()).add(len(ops))
-    return uses
 
 
 def emit_source(network: Network, options: BuildOptions) -> str:
