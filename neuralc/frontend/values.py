@@ -11,11 +11,9 @@ from collections.abc import Mapping
 
 from neuralc.diagnostics import SourceLocation, error
 from neuralc.frontend import ast
-from neuralc.ir.types import Attr, CallAttr, HPOAttr
+from neuralc.ir.types import HPO_KINDS, Attr, CallAttr, HPOAttr
 
 Trial = Mapping[SourceLocation, Attr]
-
-HPO_KINDS = ("choice", "range", "log_range")
 
 
 def to_attr(expr: ast.Expr, trial: Trial | None = None) -> Attr:

@@ -23,7 +23,7 @@ from neuralc.diagnostics import CompileError, Diagnostic, SourceLocation, did_yo
 from neuralc.ir.core import OPS, Block, FusedLoc, Location, Module, Network, Operation, Value
 from neuralc.ir.lexer import Token, decode_name, decode_string, tokenize
 from neuralc.ir.printer import BARE_KEY
-from neuralc.ir.types import DTYPES, Attr, CallAttr, HPOAttr, TensorType
+from neuralc.ir.types import DTYPES, HPO_KINDS, Attr, CallAttr, HPOAttr, TensorType
 
 # Dialect modules that register their ops at import, loaded on first use when present (a dialect
 # that does not exist yet is simply not known).
@@ -334,8 +334,12 @@ class _Parser:
             self.advance()
             if self.at("("):
                 if tok.text.startswith("hpo."):
+                    kind = tok.text[4:]
+                    if kind not in HPO_KINDS:
+                        self.fail("unknown HPO search space", tok,
+                                  "use hpo.choice, hpo.range or hpo.log_range")
                     args, kwargs = self.call_args()
-                    return HPOAttr(tok.text[4:], args, kwargs)
+                    return HPOAttr(kind, args, kwargs)
                 return self.call(tok.text)
             keywords: dict[str, Attr] = {"true": True, "false": False, "none": None,
                                          "inf": math.inf, "nan": math.nan}

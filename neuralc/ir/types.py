@@ -15,6 +15,7 @@ BATCH = "N"
 
 DTYPES = ("f64", "f32", "f16", "bf16", "i64", "i32", "i8", "bool")
 FLOAT_DTYPES = ("f64", "f32", "f16", "bf16")
+HPO_KINDS = ("choice", "range", "log_range")
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,3 +160,17 @@ def test_module_level_errors(text: str, message: str) -> None:
 def test_print_attr_and_parse_agree_on_odd_strings() -> None:
     for s in ["", "\t", "\x00", "\u2028", "😀", "\\", '"', "\ud800"]:
         assert attr_of(print_attr(s)) == s
+
+
+def test_unknown_hpo_kind_is_a_diagnostic() -> None:
+    """Found by the corruption property: `hpo..log_range(...)` must not parse into an HPOAttr
+    that cannot be printed."""
+    import pytest as _pytest
+
+    from neuralc.diagnostics import CompileError
+    from neuralc.ir.parser import parse_module
+
+    text = ('module {\n  network @N(%x: f32[N,4]) attributes {lr = hpo..log_range(1, 2)} {\n'
+            '    return(%x)\n  }\n}\n')
+    with _pytest.raises(CompileError, match="unknown HPO search space"):
+        parse_module(text, "h.nir")
