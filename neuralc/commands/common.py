@@ -1,16 +1,18 @@
-"""What every command shares: loading a program, printing diagnostics, atomic writes."""
+"""What every command shares: loading a program, printing diagnostics (and, re-exported,
+neuralc.fileio's atomic writes)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from neuralc.diagnostics import CompileError, Diagnostic
+from neuralc.fileio import write_atomic
 from neuralc.frontend import ast
+
+__all__ = ["Sources", "load_program", "print_diagnostics", "write_atomic"]
 
 
 class Sources:
@@ -43,18 +45,3 @@ def _remember_text(path: str, sources: Sources) -> None:
 def print_diagnostics(diagnostics: Iterable[Diagnostic], sources: Sources) -> None:
     for diagnostic in diagnostics:
         print(diagnostic.render(sources.texts), file=sys.stderr)
-
-
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written artifact."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

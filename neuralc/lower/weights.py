@@ -18,8 +18,6 @@ layer's initial weights unchanged.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,19 +186,12 @@ def init_weights(network: Network, seed: int = 0) -> dict[str, np.ndarray]:
 
 def save_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write a safetensors file atomically (a temporary file beside `path`, then a rename)."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    from neuralc.fileio import write_atomic
+
     tensors = {key: np.asarray(value, order="C") for key, value in arrays.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": FORMAT})
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, save(tensors, metadata={"format": FORMAT}))
 
 
 def load_weights(path: str | Path) -> dict[str, np.ndarray]:

@@ -497,3 +497,15 @@ def test_command_line_subprocess(workdir: Path) -> None:
         check=False,
     )
     assert bad.returncode == 1 and "cannot read input file" in bad.stderr
+
+
+def test_artifacts_get_ordinary_permissions(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Atomic writes go through a 0600 temporary file; the artifact must not keep that mode."""
+    import stat
+
+    model = write(workdir / "mlp.neural", MLP)
+    assert cli(capsys, "build", str(model), "--target", "pytorch", "-o", "m.py")[0] == 0
+    mode = stat.S_IMODE((workdir / "m.py").stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
