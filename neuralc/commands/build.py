@@ -24,8 +24,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from neuralc.commands.common import Sources, load_program, print_diagnostics, write_atomic
-from neuralc.diagnostics import SourceLocation, did_you_mean, error
+from neuralc.commands.common import (
+    Sources,
+    load_program,
+    print_diagnostics,
+    require_networks,
+    write_atomic,
+)
+from neuralc.diagnostics import did_you_mean, error
 from neuralc.ir.core import Network
 from neuralc.lower.target import DEFAULT_OPSET, TARGET_MODULES, BuildOptions, Target
 
@@ -163,12 +169,7 @@ def tune_network(args: argparse.Namespace, sources: Sources) -> tuple[Network, s
     if args.trials is not None and args.trials < 1:
         raise error(f"--trials must be a positive integer, got {args.trials}")
     program = load_program(args.model, sources)
-    if not program.networks:
-        raise error(
-            "file defines no network",
-            SourceLocation(program.path, 1, 1),
-            "add a `network Name { input: (...) layers: ... }` block",
-        )
+    require_networks(program)
     if args.device is not None:
         check_device_option(args.device)
     settings = TuneSettings(
@@ -238,12 +239,7 @@ def compile_network(args: argparse.Namespace, sources: Sources) -> tuple[Network
     from neuralc.frontend.check import check_program
 
     program = load_program(args.model, sources)
-    if not program.networks:
-        raise error(
-            "file defines no network",
-            SourceLocation(program.path, 1, 1),
-            "add a `network Name { input: (...) layers: ... }` block",
-        )
+    require_networks(program)
     if args.device is not None:
         check_device_option(args.device)
     result = check_program(program)

@@ -12,7 +12,7 @@ from neuralc.diagnostics import CompileError, Diagnostic
 from neuralc.fileio import write_atomic
 from neuralc.frontend import ast
 
-__all__ = ["Sources", "load_program", "print_diagnostics", "write_atomic"]
+__all__ = ["Sources", "load_program", "print_diagnostics", "require_networks", "write_atomic"]
 
 
 class Sources:
@@ -45,3 +45,14 @@ def _remember_text(path: str, sources: Sources) -> None:
 def print_diagnostics(diagnostics: Iterable[Diagnostic], sources: Sources) -> None:
     for diagnostic in diagnostics:
         print(diagnostic.render(sources.texts), file=sys.stderr)
+
+
+def require_networks(program: ast.Program) -> None:
+    """A command that builds, trains or tunes needs a network: a diagnostic at 1:1 otherwise."""
+    from neuralc.diagnostics import SourceLocation, error
+
+    if not program.networks:
+        raise error("file defines no network", SourceLocation(program.path, 1, 1),
+                    "add a `network Name { input: (...) layers: ... }` block"
+                    if not program.macros else
+                    "it only defines macros; use them in a network")

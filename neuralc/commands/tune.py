@@ -15,7 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from neuralc.commands.common import Sources, load_program, print_diagnostics, write_atomic
+from neuralc.commands.common import (
+    Sources,
+    load_program,
+    print_diagnostics,
+    require_networks,
+    write_atomic,
+)
 from neuralc.commands.run import add_training_arguments, load_data
 from neuralc.diagnostics import error
 
@@ -84,8 +90,7 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     from neuralc.train.report import print_trials, write_metrics
 
     program = load_program(args.model, sources)
-    if not program.networks:
-        raise error("file defines no network")
+    require_networks(program)
     if args.device is not None:
         check_device_option(args.device)
     for key in ("trials", "epochs", "batch_size"):

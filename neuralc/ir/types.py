@@ -16,6 +16,9 @@ BATCH = "N"
 DTYPES = ("f64", "f32", "f16", "bf16", "i64", "i32", "i8", "bool")
 FLOAT_DTYPES = ("f64", "f32", "f16", "bf16")
 HPO_KINDS = ("choice", "range", "log_range")
+# The name numpy, PyTorch, Keras and ONNX tooling use for each IR dtype.
+FRAMEWORK_DTYPES = {"f64": "float64", "f32": "float32", "f16": "float16", "bf16": "bfloat16",
+                    "i64": "int64", "i32": "int32", "i8": "int8", "bool": "bool"}
 
 
 @dataclass(frozen=True, slots=True)

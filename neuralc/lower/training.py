@@ -19,7 +19,7 @@ from typing import Any
 
 from neuralc.diagnostics import CompileError, Diagnostic, SourceLocation
 from neuralc.ir.core import Network, Operation, primary_loc
-from neuralc.ir.types import Attr, CallAttr, HPOAttr
+from neuralc.ir.types import FRAMEWORK_DTYPES, Attr, CallAttr, HPOAttr
 from neuralc.lower.train_template import (
     MAIN_DISPATCH,
     TEMPLATES,
@@ -148,16 +148,7 @@ CROSS_ENTROPY = (
     "cross_entropy",
     "kl_divergence",
 )
-DTYPES = {
-    "f32": "float32",
-    "f64": "float64",
-    "f16": "float16",
-    "bf16": "bfloat16",
-    "i64": "int64",
-    "i32": "int32",
-    "i8": "int8",
-    "bool": "bool",
-}
+DTYPES = FRAMEWORK_DTYPES
 
 
 def training_config(network: Network, notes: list[str] | None = None) -> dict[str, Any]:

@@ -30,14 +30,13 @@ from neuralc.diagnostics import error
 from neuralc.ir.core import Block, Location, Network, Operation, Value, primary_loc
 from neuralc.ir.naming import SINGLE_BODY
 from neuralc.ir.shapes import REPEAT, YIELD, concrete_attrs
-from neuralc.ir.types import HPOAttr
+from neuralc.ir.types import FRAMEWORK_DTYPES, HPOAttr
 from neuralc.lower.keras import snippets
 from neuralc.lower.keras.layers import LOWERINGS, STRUCTURAL, TARGET_NAME, KerasLayer, py
 from neuralc.lower.target import BuildOptions
 
 INDENT = "    "
-KERAS_DTYPES = {"f64": "float64", "f32": "float32", "f16": "float16", "bf16": "bfloat16",
-                "i64": "int64", "i32": "int32", "i8": "int8", "bool": "bool"}
+KERAS_DTYPES = FRAMEWORK_DTYPES
 GPU_DEVICES = re.compile(r"^(cuda|gpu)(:\d+)?$")
 LOOP_VARS = ("i", "j", "k")
 # Names build_model's body must not shadow.

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 from neuralc.ir.core import FusedLoc, Network, Operation, Value, primary_loc
-from neuralc.ir.types import TensorType
+from neuralc.ir.types import FRAMEWORK_DTYPES, TensorType
 from neuralc.lower.pytorch.snippets import GLOBAL_NAMES
 
 LINE_LENGTH = 100
@@ -114,16 +114,7 @@ def docstring(text: str, pad: str) -> list[str]:
 
 
 def torch_dtype(t: TensorType) -> str:
-    return {
-        "f32": "float32",
-        "f64": "float64",
-        "f16": "float16",
-        "bf16": "bfloat16",
-        "i64": "int64",
-        "i32": "int32",
-        "i8": "int8",
-        "bool": "bool",
-    }[t.dtype]
+    return FRAMEWORK_DTYPES[t.dtype]
 
 
 def imports(text: str) -> str:
