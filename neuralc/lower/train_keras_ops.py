@@ -248,7 +248,7 @@ def load_checkpoint(
 
 def save_trained(model: Any, path: str) -> None:
     """The trained variables by Keras path (Keras layouts). `neuralc run` writes the
-    framework-neutral file instead (`neuralc.lower.keras.snippets.neutral_weights`)."""
+    framework-neutral file instead (`neuralc.lower.keras.inverses.neutral_weights`)."""
     from safetensors.numpy import save_file
 
     arrays = {v.path: np.array(v.numpy(), order="C") for v in model.weights}

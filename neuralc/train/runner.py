@@ -156,7 +156,7 @@ def _run_torch(job: TrainJob, data: Prepared, artifact: Path, weights: Path) -> 
 
 def _run_keras(job: TrainJob, data: Prepared, artifact: Path, weights: Path) -> TrainResult:
     from neuralc.lower.keras import load_artifact
-    from neuralc.lower.keras.snippets import neutral_weights
+    from neuralc.lower.keras.inverses import neutral_weights
     from neuralc.lower.train_keras_ops import setup_precision
     from neuralc.lower.weights import save_weights
 

@@ -341,6 +341,17 @@ def test_generated_code_passes_ruff(tmp_path: Path) -> None:
     ruff_check(tmp_path)
 
 
+def test_long_source_paths_stay_within_the_line_length(tmp_path: Path) -> None:
+    """CI checks out into deeper directories than a laptop: the module names its source file in
+    full (diagnostics point at it), so a long path is wrapped, not left past column 100."""
+    source = "/" + "/".join(["a-rather-long-directory-name"] * 5 + ["modèle_ünïcode.neural"])
+    net = check_program(parse_text(program("(3,)", "Dense(2)"), source)).networks[0].network
+    artifact = tmp_path / "model_keras.py"
+    artifact.write_bytes(TARGET.emit(net, BuildOptions(source)))
+    ruff_check(artifact)
+    assert source == load_artifact(artifact).SOURCE
+
+
 def test_open_hyperparameter_uses_first_candidate() -> None:
     net = network(program("(4,)", "Dense(3)", "Dropout(0.5)"))
     net.body.ops[1].attrs["rate"] = HPOAttr("choice", (0.2, 0.4))

@@ -1,5 +1,5 @@
 """Keras-trained weights in the framework-neutral format: the inverse weight converters
-(`neuralc.lower.keras.snippets.neutral_weights`) undo the forward ones exactly, and
+(`neuralc.lower.keras.inverses.neutral_weights`) undo the forward ones exactly, and
 `neuralc run --target tensorflow` writes `weights.safetensors` with `neuralc init`'s keys and
 shapes, which the PyTorch backend loads."""
 
@@ -66,7 +66,7 @@ def _random_weights(net: Network) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_neutral_to_keras_to_neutral_round_trips(name: str, tmp_path: Path) -> None:
     from neuralc.lower.keras import TARGET, load_artifact
-    from neuralc.lower.keras.snippets import neutral_weights
+    from neuralc.lower.keras.inverses import neutral_weights
 
     net = _network(PROGRAMS[name])
     weights = _random_weights(net)

@@ -32,7 +32,14 @@ from neuralc.ir.naming import SINGLE_BODY
 from neuralc.ir.shapes import REPEAT, YIELD, concrete_attrs
 from neuralc.ir.types import FRAMEWORK_DTYPES, HPOAttr
 from neuralc.lower.keras import snippets
-from neuralc.lower.keras.layers import LOWERINGS, STRUCTURAL, TARGET_NAME, KerasLayer, py
+from neuralc.lower.keras.layers import (
+    LOWERINGS,
+    STRUCTURAL,
+    TARGET_NAME,
+    KerasLayer,
+    assign_str,
+    py,
+)
 from neuralc.lower.target import BuildOptions
 
 INDENT = "    "
@@ -164,11 +171,11 @@ class _ModuleWriter:
         if self.mixed_precision:
             lines.append("# execution.mixed_precision is not applied: inference runs in float32.")
         if not self.placement:
-            return "\n".join([*lines, f"SOURCE = {py(self._loc_file())}",
+            return "\n".join([*lines, assign_str("SOURCE", self._loc_file()),
                               "PLACEMENT: dict[str, tuple[str, int, int]] = {}"])
         entries = [f"    {py(name)}: ({py(d)}, {line}, {col})," for name, (d, line, col)
                    in self.placement.items()]
-        return "\n".join([*lines, f"SOURCE = {py(self._loc_file())}",
+        return "\n".join([*lines, assign_str("SOURCE", self._loc_file()),
                           "PLACEMENT: dict[str, tuple[str, int, int]] = {", *entries, "}"])
 
     def _loc_file(self) -> str:

@@ -48,6 +48,22 @@ def py(value: Any) -> str:
     return repr(value)
 
 
+def assign_str(name: str, text: str, width: int = 100) -> str:
+    """`name = "text"`, split into implicitly concatenated pieces inside parentheses when the
+    line would pass `width` (source paths are as long as the user's directories)."""
+    line = f"{name} = {py(text)}"
+    if len(line) <= width:
+        return line
+    room = width - 6  # four spaces of indent and the two quotes
+    pieces: list[str] = []
+    for char in text:  # by escaped length: json.dumps writes non-ASCII as \uXXXX
+        if pieces and len(py(pieces[-1] + char)) - 2 <= room:
+            pieces[-1] += char
+        else:
+            pieces.append(char)
+    return "\n".join([f"{name} = (", *(f"    {py(piece)}" for piece in pieces), ")"])
+
+
 def kw(name: str, value: Any) -> str:
     return f"{name}={py(value)}"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from neuralc.ir.core import FusedLoc, Network, Operation, Value, primary_loc
 from neuralc.ir.types import FRAMEWORK_DTYPES, TensorType
-from neuralc.lower.pytorch.snippets import GLOBAL_NAMES
+from neuralc.lower.pytorch.runtime_text import GLOBAL_NAMES
 
 LINE_LENGTH = 100
 # Names a forward's variables must not take.

@@ -54,7 +54,7 @@ from neuralc.lower.pytorch.rolled import (
     value_name,
     value_uses,
 )
-from neuralc.lower.pytorch.snippets import GLOBAL_NAMES
+from neuralc.lower.pytorch.runtime_text import GLOBAL_NAMES
 from neuralc.lower.target import BuildOptions
 from neuralc.lower.weights import LayerInstance, layer_instances
 

@@ -54,7 +54,7 @@ from neuralc.lower.pytorch.functional_weights import (
     shape_text,
     weight_table,
 )
-from neuralc.lower.pytorch.snippets import GLOBAL_NAMES, PLACE_SIMPLE, RUNTIME
+from neuralc.lower.pytorch.runtime_text import GLOBAL_NAMES, PLACE_SIMPLE, RUNTIME
 from neuralc.lower.pytorch.tensor_ops import Site, expression, literal, splat_value
 from neuralc.lower.target import BuildOptions
 from neuralc.lower.training import training_imports

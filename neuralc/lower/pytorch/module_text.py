@@ -23,7 +23,8 @@ from neuralc.lower.pytorch.codegen import (
     tensor_text,
     torch_dtype,
 )
-from neuralc.lower.pytorch.snippets import PLACE_MIXED, PLACE_SIMPLE, RUNTIME, with_dependencies
+from neuralc.lower.pytorch.runtime_text import PLACE_MIXED, PLACE_SIMPLE, RUNTIME
+from neuralc.lower.pytorch.snippets import with_dependencies
 from neuralc.lower.target import BuildOptions
 from neuralc.lower.training import training_imports
 
