@@ -123,6 +123,8 @@ def _print_summary(networks: list[BuiltNetwork], result: CheckResult) -> None:
         out += [rule, f" Total params: {built.params:,}",
                 f" Output: {_shape_text(net.outputs[0].type)}", ""]
     if result.trials_total > 1:
-        out.append(f" HPO: {result.trials_checked} shape-relevant combinations checked; "
+        checked = (f"all {result.trials_total:,}" if result.trials_checked == result.trials_total
+                   else f"{result.trials_checked:,} of {result.trials_total:,}")
+        out.append(f" HPO: {checked} shape-relevant combinations checked; "
                    "the summary shows the first")
     sys.stdout.write("\n".join(out) + "\n")

@@ -1,15 +1,21 @@
 """`neuralc check`'s engine: build and verify the IR once per shape-relevant HPO combination.
 
 Discrete hyperparameters in layer arguments and repetition counts can change shapes (heads,
-widths, depths), so every combination of them is built; the first failing one is named in the
-diagnostic. Continuous ones (dropout rates, learning rates) stay symbolic and are range-checked
-per candidate by the argument binder.
+widths, depths), so every combination of them is built, up to MAX_TRIALS; the first failing one
+is named in the diagnostic. Continuous ones (dropout rates, learning rates) stay symbolic and are
+range-checked per candidate by the argument binder.
+
+Past MAX_TRIALS (six 4-way choices and a 2-way one already make 8,192; one integer range makes
+hundreds) the product is replaced by a covering set: every value of every hyperparameter at
+least once, then as many as fit of the value *pairs* (the usual conflict, heads against width,
+is between two), which the summary and a warning report. A conflict among three or more values
+can then go unchecked; `neuralc tune` reports such a trial as failed with its diagnostic.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from neuralc.diagnostics import CompileError, Diagnostic, SourceLocation
@@ -67,24 +73,75 @@ def shape_hpos(program: ast.Program) -> list[tuple[SourceLocation, tuple[Attr, .
     return sorted(found.items())
 
 
-def trials(program: ast.Program) -> tuple[Iterator[Trial], int]:
+@dataclass
+class TrialPlan:
+    trials: Iterator[Trial]
+    total: int  # combinations in the product
+    exhaustive: bool
+    pairs_total: int = 0  # covering plans: value pairs of two hyperparameters ...
+    pairs_covered: int = 0  # ... and how many of them the plan's trials contain
+
+
+def trials(program: ast.Program) -> TrialPlan:
     hpos = shape_hpos(program)
     total = 1
     for _, values in hpos:
         total *= len(values)
     locs = [loc for loc, _ in hpos]
-    combos = itertools.product(*(values for _, values in hpos))
-    return (dict(zip(locs, combo, strict=True)) for combo in combos), total
+
+    def as_trials(combos: Iterable[tuple[Attr, ...]]) -> Iterator[Trial]:
+        return (dict(zip(locs, combo, strict=True)) for combo in combos)
+
+    if total <= MAX_TRIALS:
+        return TrialPlan(as_trials(itertools.product(*(v for _, v in hpos))), total, True)
+    sizes = [len(values) for _, values in hpos]
+    rows, pairs_total, pairs_covered = covering_rows(sizes, MAX_TRIALS)
+    combos = (tuple(hpos[k][1][i] for k, i in enumerate(row)) for row in rows)
+    return TrialPlan(as_trials(combos), total, False, pairs_total, pairs_covered)
+
+
+def covering_rows(sizes: list[int], budget: int) -> tuple[list[tuple[int, ...]], int, int]:
+    """Index combinations over parameters with `sizes` values each: first every value of every
+    parameter at least once (max(sizes) rows, whatever the budget), then, while rows are fewer
+    than `budget`, one row per still-uncovered value pair, the other parameters taking their
+    least-used values. Deterministic. Returns the rows, the number of value pairs and how many
+    the rows cover."""
+    n = len(sizes)
+    rows: list[tuple[int, ...]] = []
+    covered: set[tuple[int, int, int, int]] = set()
+    used = [[0] * size for size in sizes]
+
+    def add(row: tuple[int, ...]) -> None:
+        rows.append(row)
+        for k, i in enumerate(row):
+            used[k][i] += 1
+        covered.update((a, row[a], b, row[b]) for a in range(n) for b in range(a + 1, n))
+
+    # Rotating offsets so that the first rows already pair different values.
+    for r in range(max(sizes)):
+        add(tuple((r + k * (r // size)) % size for k, size in enumerate(sizes)))
+    pairs_total = sum(sizes[a] * sizes[b] for a in range(n) for b in range(a + 1, n))
+    pending = ((a, i, b, j) for a in range(n) for b in range(a + 1, n)
+               for i in range(sizes[a]) for j in range(sizes[b]))
+    for a, i, b, j in pending:
+        if len(rows) >= budget:
+            break
+        if (a, i, b, j) in covered:
+            continue
+        row = [min(range(size), key=used[k].__getitem__) for k, size in enumerate(sizes)]
+        row[a], row[b] = i, j
+        add(tuple(row))
+    return rows, pairs_total, len(covered)
 
 
 def check_program(program: ast.Program) -> CheckResult:
     """Build the IR for every shape-relevant HPO combination; return the first one's result."""
     from neuralc.ir.verifier import verify_module
 
-    trial_iter, total = trials(program)
+    plan = trials(program)
     first: CheckResult | None = None
     checked = 0
-    for trial in itertools.islice(trial_iter, MAX_TRIALS):
+    for trial in plan.trials:
         warnings: list[Diagnostic] = []
         try:
             module, built = build_module(program, trial, warnings)
@@ -97,13 +154,19 @@ def check_program(program: ast.Program) -> CheckResult:
         if first is None:
             first = CheckResult(module, built, warnings)
     assert first is not None
-    first.trials_checked, first.trials_total = checked, total
-    if total > checked:
+    first.trials_checked, first.trials_total = checked, plan.total
+    if not plan.exhaustive:
         first.warnings.append(
             Diagnostic(
-                f"only the first {checked} of {total} HPO combinations were checked",
+                f"{checked:,} of {plan.total:,} HPO combinations were checked: every value of "
+                f"each hyperparameter, and {plan.pairs_covered:,} of {plan.pairs_total:,} pairs "
+                "of values",
                 None,
                 "warning",
+                (("a conflict among three or more values at once"
+                  if plan.pairs_covered == plan.pairs_total
+                  else "a conflict between values never checked together")
+                 + " can remain; `neuralc tune` reports such a trial as failed",),
             )
         )
     return first

@@ -8,6 +8,8 @@ in isolation; the builder composes lines into networks.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from neuralc.diagnostics import SourceLocation, did_you_mean, error
 from neuralc.frontend import ast
 from neuralc.frontend.config import check_device
@@ -35,14 +37,17 @@ class LayerResolver:
     def _check_follows(self, call: ast.LayerCall, spec: LayerSpec,
                        inputs: list[Value]) -> None:
         """Cross-layer rules of the registry (e.g. no Conv2D on Dense's per-pixel output)."""
-        chain: list[tuple[LayerSpec, TensorType]] = []
-        value: Value | None = inputs[0] if len(inputs) == 1 else None
-        while value is not None and value in self.producers:
-            producer_spec, producer_input = self.producers[value]
-            chain.append((producer_spec, producer_input.type))
-            value = producer_input
+        def chain() -> Iterator[tuple[LayerSpec, TensorType]]:
+            # Lazily: the rule looks only as far back as the first non-transparent producer, and
+            # walking the whole chain for every line made checking quadratic in its length.
+            value: Value | None = inputs[0] if len(inputs) == 1 else None
+            while value is not None and value in self.producers:
+                producer_spec, producer_input = self.producers[value]
+                yield producer_spec, producer_input.type
+                value = producer_input
+
         try:
-            check_follows(spec, chain)
+            check_follows(spec, chain())
         except ShapeError as exc:
             raise error(_prefixed(spec.name, exc.message), call.loc, exc.note or "") from None
 

@@ -51,7 +51,45 @@ def macro_table(program: ast.Program) -> dict[str, ast.MacroDef]:
                 "rename the macro",
             )
         table[macro.name] = macro
+    _check_acyclic(table)
     return table
+
+
+def _macro_uses(items: tuple[ast.LayerItem, ...], table: dict[str, ast.MacroDef]
+                ) -> list[ast.LayerCall]:
+    """The lines of `items` (nested blocks and branches included) that use a macro."""
+    uses: list[ast.LayerCall] = []
+    for item in items:
+        if isinstance(item, ast.Branch):
+            uses += _macro_uses(item.layers, table)
+            continue
+        if item.name in table:
+            uses.append(item)
+        if item.body:
+            uses += _macro_uses(item.body, table)
+    return uses
+
+
+def _check_acyclic(table: dict[str, ast.MacroDef]) -> None:
+    """A macro that uses itself, directly or through others, would expand forever."""
+    from graphlib import CycleError, TopologicalSorter
+
+    uses = {name: _macro_uses(macro.layers, table) for name, macro in table.items()}
+    try:
+        TopologicalSorter({name: {c.name for c in calls} for name, calls in uses.items()}).prepare()
+    except CycleError as exc:
+        # graphlib lists each node before the one that uses it; reversed: A uses B uses A.
+        cycle = list(reversed(exc.args[1]))
+        name, user = cycle[-1], cycle[-2]
+        call = next(c for c in uses[user] if c.name == name)
+        what = "uses itself" if len(cycle) == 2 else "uses itself through " + " -> ".join(
+            cycle[1:-1])
+        raise CompileError(Diagnostic(
+            f"macro '{name}' {what}",
+            call.loc,
+            notes=("a macro cannot contain itself; repeat a block with `* N` instead",),
+            related=((table[name].loc, f"'{name}' is defined here"),),
+        )) from None
 
 
 def check_unique_networks(program: ast.Program) -> None:

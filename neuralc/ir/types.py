@@ -62,15 +62,20 @@ class HPOAttr:
     kwargs: tuple[tuple[str, Attr], ...] = ()
 
     def candidates(self) -> tuple[Attr, ...]:
-        """The values the search may take; for continuous ranges, the end points."""
+        """The values the search may take: every one of a choice or an integer range (the
+        tuner draws integers, log-spaced or not, anywhere in [lo, hi]); for a float range with a
+        step its grid; for a continuous range its end points."""
         if self.kind == "choice":
             return self.args
         lo, hi = self.args[0], self.args[1]
         step = dict(self.kwargs).get("step")
+        if self.is_discrete:
+            stride = 1 if self.kind == "log_range" or step is None else step
+            return tuple(range(lo, hi + 1, stride)[:MAX_CANDIDATES])  # type: ignore[arg-type]
         if self.kind == "range" and isinstance(step, int | float) and step > 0:
             values: list[Attr] = []
             count = int(round((float(hi) - float(lo)) / float(step))) + 1  # type: ignore[arg-type]
-            for i in range(min(count, 10_000)):
+            for i in range(min(count, MAX_CANDIDATES)):
                 v = lo + i * step  # type: ignore[operator]
                 if v > hi + 1e-12:  # type: ignore[operator]
                     break
@@ -80,13 +85,16 @@ class HPOAttr:
 
     @property
     def is_discrete(self) -> bool:
-        """Whether checking may enumerate it (choices and integer ranges)."""
+        """Whether checking may enumerate it: choices and integer ranges (log-spaced too)."""
         if self.kind == "choice":
             return True
-        if self.kind == "range":
-            step = dict(self.kwargs).get("step", 1)
-            return all(isinstance(a, int) and not isinstance(a, bool) for a in (*self.args, step))
-        return False
+        step = dict(self.kwargs).get("step", 1)
+        return all(isinstance(a, int) and not isinstance(a, bool) for a in (*self.args, step))
+
+
+# Enumerating an integer range stops here (a search space this wide is not checked value by
+# value anyway: see neuralc.frontend.check).
+MAX_CANDIDATES = 10_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,7 +173,7 @@ def tune(
         )
     from neuralc.frontend.check import trials as combinations
 
-    first = build_network(program, next(combinations(program)[0]), settings.network)
+    first = build_network(program, next(combinations(program).trials), settings.network)
     base = trial_config(first, settings)
     method = str(base["train"].get("search_method") or "bayesian")
     trials = settings.trials or int(base["train"].get("num_trials") or 10)

@@ -79,6 +79,22 @@ def test_duplicate_network_names(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert f"{path}:1:1: note: first definition is here" in err
 
 
+@pytest.mark.parametrize(("macros", "line", "message"), [
+    ("define Blk {\n  Dense(4)\n  Blk\n}\n", 3, "macro 'Blk' uses itself"),
+    ("define A {\n  Dense(4)\n  B()\n}\ndefine B {\n  ResidualConnection {\n    A\n  }\n}\n",
+     7, "macro 'A' uses itself through B"),
+])
+@pytest.mark.parametrize("used", [True, False])
+def test_recursive_macros(tmp_path: Path, capsys: pytest.CaptureFixture[str], macros: str,
+                          line: int, message: str, used: bool) -> None:
+    """Found where it is defined, used or not (expanding it used to exhaust the stack)."""
+    body = "    Blk\n" if used and "Blk" in macros else "    Dense(2)\n"
+    code, _, err, path = run_check(tmp_path, macros + network(body, "(3,)"), capsys)
+    assert code == 1, err
+    assert err.splitlines()[0].startswith(f"{path}:{line}:"), err
+    assert message in err and "is defined here" in err and "`* N`" in err
+
+
 def test_empty_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err, path = run_check(tmp_path, "  \n# nothing\n", capsys)
     assert code == 1

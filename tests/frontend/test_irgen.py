@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from neuralc.diagnostics import CompileError
-from neuralc.frontend.check import check_program, shape_hpos
+from neuralc.frontend.check import check_program, covering_rows, shape_hpos
 from neuralc.frontend.irgen import build_module
 from neuralc.frontend.parser import parse_text
 from neuralc.ir.core import Network
@@ -167,6 +167,51 @@ def test_hpo_enumerates_shape_relevant_values_only() -> None:
     layer = result.module.networks[0].body.ops[0].regions[0].ops[0]
     assert "hpo.range" in print_module(result.module)
     assert layer.attrs["num_heads"] == 2
+
+
+@pytest.mark.parametrize("space", ["range(4, 16)", "log_range(4, 16)"])
+def test_integer_ranges_are_checked_at_every_value_the_tuner_may_draw(space: str) -> None:
+    """`tune` draws any integer of [4, 16] (suggest_int), so 5 must be checked, not only the
+    end points."""
+    program = parse_text(f"""
+    network T {{ input: (10, 512) layers:
+      TransformerEncoder(num_heads=HPO({space}), dff=64) }}
+    """, "m.neural")
+    assert [values for _, values in shape_hpos(program)] == [tuple(range(4, 17))]
+    with pytest.raises(CompileError, match="num_heads=5 does not divide") as caught:
+        check_program(program)
+    assert "with the HPO combination 5" in caught.value.diagnostics[0].notes[-1]
+
+
+def test_a_space_past_the_cap_is_covered_value_by_value_and_pair_by_pair() -> None:
+    """8,192 combinations: the failing value sits in the first hyperparameter, which a prefix of
+    the product would never have varied."""
+    dense = "\n".join(["Dense(HPO(choice(8, 16, 32, 64)))"] * 6)
+    source = f"""
+    network H {{ input: (28, 28, 1) layers:
+      Conv2D(8, HPO(choice((3, 3), (29, 29))))
+      Flatten()
+      {dense}
+    }}
+    """
+    with pytest.raises(CompileError, match=r"window \(29, 29\) does not fit"):
+        check_program(parse_text(source, "m.neural"))
+    result = check_program(parse_text(source.replace("(29, 29)", "(5, 5)"), "m.neural"))
+    assert result.trials_total == 8192 and result.trials_checked < 1024
+    assert "every value of each hyperparameter, and 288 of 288 pairs" in result.warnings[-1].message
+
+
+def test_covering_rows_cover_every_value_and_every_pair_within_budget() -> None:
+    sizes = [2, 4, 4, 3, 5]
+    rows, pairs_total, covered = covering_rows(sizes, budget=1000)
+    assert pairs_total == covered == sum(
+        sizes[a] * sizes[b] for a in range(5) for b in range(a + 1, 5))
+    seen = {(a, r[a], b, r[b]) for r in rows for a in range(5) for b in range(a + 1, 5)}
+    assert len(seen) == pairs_total and len(rows) < 2 * 4 * 4 * 3 * 5
+    # A budget smaller than the widest parameter still shows every value once.
+    rows, _, covered = covering_rows([300, 2], budget=10)
+    assert {r[0] for r in rows} == set(range(300)) and {r[1] for r in rows} == {0, 1}
+    assert covered < 600 and len(rows) == 300
 
 
 def test_build_without_trial_keeps_hpo_and_counts_first_candidate() -> None:

@@ -16,14 +16,14 @@ Dense per time step before a Conv1D is ordinary (a Transformer's feed-forward bl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from neuralc.ir.types import TensorType
 from neuralc.layers.spec import LayerSpec, ShapeError
 
 
 def check_follows(
-    consumer: LayerSpec, producers: Sequence[tuple[LayerSpec, TensorType]]
+    consumer: LayerSpec, producers: Iterable[tuple[LayerSpec, TensorType]]
 ) -> None:
     """Raise a ShapeError when `consumer` may not take its input from these producers.
 
