@@ -26,27 +26,72 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from neuralc.ir.core import Module, Network, Operation, Value, VerifyError
+from neuralc.ir.core import Block, Module, Network, Operation, Value, VerifyError
 from neuralc.ir.types import HPOAttr
 from neuralc.layers.spec import ShapeError
 from neuralc.passes.base import Pass, PassContext, register_pass
-from neuralc.passes.rewrite import erase, is_attached, producer, replace_op, use_counts
+from neuralc.passes.rewrite import is_attached, producer
 
 
-@dataclass
 class Rewriter:
-    """What a rule may use: the network being rewritten and the pass context."""
+    """What a rule may use: the network being rewritten, the pass context, and edits that keep
+    the network's use lists current. Rules change operands only through it, so `unused` and
+    `replace` cost the uses involved, not a walk of the network (which made a deep model's
+    canonicalization quadratic). Erased ops leave their block at the end of each sweep
+    (`compact`); a rule that reads a block's op list compacts that block first."""
 
-    network: Network
-    ctx: PassContext
+    def __init__(self, network: Network, ctx: PassContext) -> None:
+        self.network = network
+        self.ctx = ctx
+        self.users: dict[int, list[Operation]] = {}
+        self.dirty: dict[int, Block] = {}
+        self.track(list(network.body.ops))
+
+    def track(self, ops: list[Operation]) -> None:
+        """Record the uses of new ops (and of the ops nested in them)."""
+        for op in ops:
+            for inner in op.walk():
+                for v in inner.operands:
+                    self.users.setdefault(id(v), []).append(inner)
+
+    def _untrack(self, op: Operation) -> None:
+        for inner in op.walk():
+            for v in inner.operands:
+                users = self.users.get(id(v), [])
+                if inner in users:
+                    users.remove(inner)
+
+    def set_operand(self, op: Operation, index: int, value: Value) -> None:
+        users = self.users.get(id(op.operands[index]), [])
+        if op in users:
+            users.remove(op)
+        op.operands[index] = value
+        self.users.setdefault(id(value), []).append(op)
 
     def replace(self, op: Operation, values: list[Value]) -> None:
-        replace_op(self.network, op, values)
+        """Replace `op`'s results by `values` everywhere and erase it."""
+        for old, new in zip(op.results, values, strict=True):
+            for user in self.users.pop(id(old), []):
+                user.operands = [new if v is old else v for v in user.operands]
+                self.users.setdefault(id(new), []).append(user)
+        self.erase(op)
+
+    def erase(self, op: Operation) -> None:
+        self._untrack(op)
+        block = op.parent
+        if block is not None:
+            self.dirty[id(block)] = block
+        op.parent = None
 
     def unused(self, op: Operation) -> bool:
-        counts = use_counts(self.network)
-        return all(counts.get(v, 0) == 0 for v in op.results) and \
-            not any(v in self.network.outputs for v in op.results)
+        return all(not self.users.get(id(v)) for v in op.results)
+
+    def compact(self, block: Block | None = None) -> None:
+        """Drop erased ops from `block` (default: every block edited)."""
+        blocks = [block] if block is not None else list(self.dirty.values())
+        for b in blocks:
+            if self.dirty.pop(id(b), None) is not None:
+                b.ops = [o for o in b.ops if o.parent is b]
 
 
 RuleFn = Callable[[Operation, Rewriter], bool]
@@ -70,9 +115,11 @@ def inline_single_repeat(op: Operation, ctx: Rewriter) -> bool:
     copies, outputs = expand_repeat(op)
     block = op.parent
     assert block is not None
+    ctx.compact(block)
     index = next(i for i, o in enumerate(block.ops) if o is op)
     for offset, copy in enumerate(copies):
         block.insert(index + offset, copy)
+    ctx.track(copies)
     ctx.replace(op, outputs)
     return True
 
@@ -81,6 +128,8 @@ def empty_repeat(op: Operation, ctx: Rewriter) -> bool:
     """A repeat whose body yields its arguments unchanged (what is left of `Dropout(0.3) * 2`
     after remove-dropout) is its operands."""
     body = op.regions[0] if op.regions else None
+    if body is not None:
+        ctx.compact(body)
     if body is None or len(body.ops) != 1 or body.ops[0].operands != body.args:
         return False
     if [v.type for v in op.operands] != [r.type for r in op.results]:
@@ -127,22 +176,22 @@ def reshape_chain(op: Operation, ctx: Rewriter) -> bool:
     if any(isinstance(v, HPOAttr) for v in op.attrs.values()) or op.opdef is None:
         return False
     middle = op.operands[0]
-    op.operands[0] = inner.operands[0]
+    ctx.set_operand(op, 0, inner.operands[0])
     try:
         if op.opdef.verify is not None:
             op.opdef.verify(op)
     except (VerifyError, ShapeError, ValueError, TypeError, KeyError):
-        op.operands[0] = middle  # the shorter chain does not type the same: keep the long one
+        ctx.set_operand(op, 0, middle)  # the shorter chain types differently: keep the long one
         return False
     if ctx.unused(inner):
-        erase(inner)
+        ctx.erase(inner)
     return True
 
 
 def _rewire(op: Operation, inner: Operation, source: Value, ctx: Rewriter) -> None:
-    op.operands[0] = source
+    ctx.set_operand(op, 0, source)
     if ctx.unused(inner):
-        erase(inner)
+        ctx.erase(inner)
 
 
 # -- tensor rules -------------------------------------------------------------------------------
@@ -173,7 +222,7 @@ def double_transpose(op: Operation, ctx: Rewriter) -> bool:
     if composed == tuple(range(len(composed))):
         ctx.replace(op, [source])
         if ctx.unused(inner):
-            erase(inner)
+            ctx.erase(inner)
         return True
     op.attrs["perm"] = composed
     _rewire(op, inner, source, ctx)
@@ -223,6 +272,7 @@ def apply_rules(module: Module, ctx: PassContext, rules: tuple[Rule, ...], pass_
                         ctx.hit(f"{pass_name}.{rule.name}")
                         fired[rule.name] = fired.get(rule.name, 0) + 1
                         break
+            rw.compact()
             if not fired:
                 break
             changed = True

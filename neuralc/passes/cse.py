@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from neuralc.ir.core import Block, Module, Network, Operation, Value, fuse_locs
 from neuralc.ir.printer import print_attr_dict
 from neuralc.passes.base import Pass, PassContext, register_pass
-from neuralc.passes.rewrite import erase, replace_uses
+from neuralc.passes.rewrite import erase_all, replace_uses
 from neuralc.passes.traits import WEIGHT_OPS, is_pure, owns_weights
 
 Key = tuple[object, ...]
@@ -51,6 +51,7 @@ def cse_network(net: Network, ctx: PassContext) -> bool:
 def _block(block: Block, outer: dict[Key, Operation], mapping: dict[Value, Value],
            ctx: PassContext) -> None:
     seen = dict(outer)
+    merged: list[Operation] = []
     for op in list(block.ops):
         # Operands may name values merged away earlier in this sweep.
         op.operands = [mapping.get(v, v) for v in op.operands]
@@ -66,8 +67,9 @@ def _block(block: Block, outer: dict[Key, Operation], mapping: dict[Value, Value
         for old, new in zip(op.results, first.results, strict=True):
             mapping[old] = new
         first.loc = fuse_locs([first.loc, op.loc])
-        erase(op)
+        merged.append(op)
         ctx.hit("cse.merge")
+    erase_all(merged)  # at once: erasing one by one rescans the block each time
 
 
 @register_pass

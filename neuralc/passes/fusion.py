@@ -98,22 +98,50 @@ def _blocks(net: Network) -> Iterator[Block]:
         yield from op.regions
 
 
-def apply(uses: Uses, rw: Rewrite) -> None:
-    block = rw.root.parent
-    assert block is not None
-    # Program order; list.index is a C loop, so this stays cheap on 10,000-op blocks.
+class BlockEdit:
+    """Pending edits of one block: rewrites are recorded, and the op list rebuilt once at the
+    end (`commit`). Splicing the list per rewrite (`index`, `remove`) was linear in the block's
+    length, so fusing a deep model was quadratic in its depth."""
+
+    def __init__(self, block: Block) -> None:
+        self.block = block
+        # Program order: tuples, so ops a rewrite inserts sort between their root's neighbours.
+        self.position: dict[int, tuple[int, ...]] = {
+            id(op): (i,) for i, op in enumerate(block.ops)}
+        self.expansions: dict[int, list[Operation]] = {}
+
+    def replace(self, root: Operation, new: list[Operation]) -> None:
+        base = self.position[id(root)]
+        for k, op in enumerate(new):
+            self.position[id(op)] = (*base, k)
+            op.parent = self.block
+        self.expansions[id(root)] = new
+        root.parent = None
+
+    def commit(self) -> None:
+        def ops(listed: list[Operation]) -> Iterator[Operation]:
+            for op in listed:
+                if id(op) in self.expansions:
+                    yield from ops(self.expansions[id(op)])
+                elif op.parent is self.block:
+                    yield op
+
+        if self.expansions:
+            self.block.ops = list(ops(self.block.ops))
+
+
+def apply(uses: Uses, rw: Rewrite, edit: BlockEdit) -> None:
+    block = edit.block
+    assert rw.root.parent is block
     matched = {id(op): op for op in (*rw.replaced, rw.root) if op.parent is block}
-    replaced = sorted(matched.values(), key=block.ops.index)
+    replaced = sorted(matched.values(), key=lambda op: edit.position[id(op)])
     devices = {op.device for op in replaced}
     expect(len(devices) == 1, "the ops are placed on different devices: "
            + ", ".join(sorted(str(d) for d in devices)))
     loc = fuse_locs([op.loc for op in replaced])
     for new in rw.new:
         new.loc, new.device = loc, replaced[0].device
-    index = block.ops.index(rw.root)
-    block.ops[index:index + 1] = rw.new
-    for new in rw.new:
-        new.parent = block
+    edit.replace(rw.root, rw.new)
     final = rw.new[-1]
     for new in rw.new:
         uses.add(new)
@@ -123,7 +151,6 @@ def apply(uses: Uses, rw: Rewrite) -> None:
     uses.users.setdefault(id(final.result), []).extend(root_users)
     uses.users.pop(id(rw.root.result), None)
     uses.remove(rw.root)
-    rw.root.parent = None
     # Delete matched ops that became dead, users before producers.
     gone = {id(rw.root)}
     for op in reversed(replaced):
@@ -131,8 +158,7 @@ def apply(uses: Uses, rw: Rewrite) -> None:
             continue
         users = [u for r in op.results for u in uses.of(r)]
         if all(id(u) in gone for u in users):
-            block.ops.remove(op)
-            op.parent = None
+            op.parent = None  # dropped from the block by `commit`
             uses.remove(op)
             gone.add(id(op))
 
@@ -147,12 +173,13 @@ variant). Returns whether anything changed."""
     for net in module.networks:
         uses = Uses(net)
         for block in list(_blocks(net)):
+            edit = BlockEdit(block)
             for op in list(block.ops):
                 if op.parent is not block or not is_candidate(op):
                     continue
                 try:
                     rewrite = match(op, uses)
-                    apply(uses, rewrite)
+                    apply(uses, rewrite, edit)
                 except NoMatch as exc:
                     ctx.reject(pattern, op.name, exc.reason)
                     continue
@@ -160,6 +187,7 @@ variant). Returns whether anything changed."""
                 if rewrite.rule and rewrite.rule != pattern:
                     ctx.hit(rewrite.rule)  # the variant, e.g. fuse-attention.cross
                 changed = True  # `apply` kept `uses` up to date
+            edit.commit()
     return changed
 
 

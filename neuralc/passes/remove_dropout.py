@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neuralc.ir.core import Module
+from neuralc.ir.core import Module, Operation, Value
 from neuralc.passes.base import Pass, PassContext, register_pass
-from neuralc.passes.rewrite import is_attached, replace_op
+from neuralc.passes.rewrite import erase_all, is_attached, replace_uses
 
 DROPOUT_OPS = ("nn.dropout", "tensor.dropout")
 
@@ -30,13 +30,21 @@ class RemoveDropout(Pass):
             return False
         changed = False
         for net in module.networks:
-            for op in list(net.walk()):
+            # One substitution for the whole network: replacing op by op rewalked the network
+            # each time (quadratic in depth).
+            mapping: dict[Value, Value] = {}
+            removed: list[Operation] = []
+            for op in net.walk():
                 if op.op not in DROPOUT_OPS or not is_attached(op):
                     continue
                 if len(op.operands) < 1 or len(op.results) != 1 or \
                         op.operands[0].type != op.results[0].type:
                     continue
-                replace_op(net, op, [op.operands[0]])
+                mapping[op.results[0]] = op.operands[0]
+                removed.append(op)
                 ctx.hit("remove-dropout.dropout")
+            if removed:
+                replace_uses(net, mapping)
+                erase_all(removed)
                 changed = True
         return changed

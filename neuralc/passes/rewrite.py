@@ -43,6 +43,15 @@ def erase(op: Operation) -> None:
     op.parent = None
 
 
+def erase_all(ops: list[Operation]) -> None:
+    """Erase many ops with one pass over each block that holds some."""
+    doomed = {id(op) for op in ops}
+    for block in {id(op.parent): op.parent for op in ops if op.parent is not None}.values():
+        block.ops = [o for o in block.ops if id(o) not in doomed]
+    for op in ops:
+        op.parent = None
+
+
 def use_counts(net: Network) -> dict[Value, int]:
     counts: dict[Value, int] = {}
     for op in net.walk():
