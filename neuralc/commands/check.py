@@ -8,16 +8,19 @@ import sys
 
 from neuralc.commands.common import Sources, load_program, print_diagnostics
 from neuralc.diagnostics import error
+from neuralc.frontend.ast import Program
 from neuralc.frontend.check import CheckResult, check_program
 from neuralc.frontend.irgen import BuiltNetwork
+from neuralc.ir.core import Network
 from neuralc.ir.types import TensorType
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a .neural file")
     parser.add_argument("--network", help="check only this network of the file")
-    parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    parser.add_argument("--emit", choices=["nn"], help="print the IR instead of the summary")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    output.add_argument("--emit", choices=["nn"], help="print the IR instead of the summary")
 
 
 def run(args: argparse.Namespace, sources: Sources) -> int:
@@ -26,46 +29,70 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
         if not program.macros:
             raise error("file defines no network", _file_start(program.path),
                         "add a `network Name { input: (...) layers: ... }` block")
-        # A macro library: arguments can be checked, shapes only once a network uses it.
-        from neuralc.frontend.macros import check_macros
+        return _macro_library(program, args)
+    if args.network is not None:
+        program = _only(program, args.network)
+    result = check_program(program)
+    print_diagnostics(result.warnings, sources)
+    if args.emit == "nn":
+        sys.stdout.write(_module_text([b.network for b in result.networks]))
+    elif args.json:
+        print(json.dumps({"networks": [_network_json(b) for b in result.networks]}, indent=2))
+    else:
+        _print_summary(result.networks, result)
+    return 0
 
-        check_macros(program)
+
+def _macro_library(program: Program, args: argparse.Namespace) -> int:
+    """A file of macros only: arguments can be checked, shapes only where a network uses them.
+    The machine-readable outputs stay machine-readable (no networks, an empty module)."""
+    from neuralc.frontend.macros import check_macros
+
+    check_macros(program)
+    if args.network is not None:
+        raise error(f"no network named '{args.network}' in {program.path}", None,
+                    "the file defines macros only: "
+                    + ", ".join(m.name for m in program.macros))
+    if args.emit == "nn":
+        sys.stdout.write(_module_text([]))
+    elif args.json:
+        print(json.dumps({"networks": [], "macros": [m.name for m in program.macros]},
+                         indent=2))
+    else:
         names = ", ".join(m.name for m in program.macros)
         print(f"{program.path}: defines macros {names} and no network; arguments checked, "
               "shapes are checked where a network uses them")
-        return 0
-    result = check_program(program)
-    print_diagnostics(result.warnings, sources)
-    networks = _select(result, args.network, program.path)
-    if args.emit == "nn":
-        from neuralc.ir.core import Module
-        from neuralc.ir.printer import print_module
-
-        sys.stdout.write(print_module(Module([b.network for b in networks])))
-    elif args.json:
-        print(json.dumps({"networks": [_network_json(b) for b in networks]}, indent=2))
-    else:
-        _print_summary(networks, result)
     return 0
+
+
+def _only(program: Program, name: str) -> Program:
+    """The program with only the network `name` (the others are not checked: an error in
+    another network of the file does not hide this one's result)."""
+    import dataclasses
+
+    from neuralc.diagnostics import did_you_mean
+    from neuralc.frontend.macros import check_unique_networks
+
+    check_unique_networks(program)
+    chosen = [n for n in program.networks if n.name == name]
+    if not chosen:
+        names = [n.name for n in program.networks]
+        raise error(f"no network named '{name}' in {program.path}", None,
+                    did_you_mean(name, names) or "networks: " + ", ".join(names))
+    return dataclasses.replace(program, networks=tuple(chosen))
+
+
+def _module_text(networks: list[Network]) -> str:
+    from neuralc.ir.core import Module
+    from neuralc.ir.printer import print_module
+
+    return print_module(Module(networks))
 
 
 def _file_start(path: str):  # noqa: ANN202 - a SourceLocation
     from neuralc.diagnostics import SourceLocation
 
     return SourceLocation(path, 1, 1)
-
-
-def _select(result: CheckResult, name: str | None, path: str) -> list[BuiltNetwork]:
-    if name is None:
-        return result.networks
-    for built in result.networks:
-        if built.network.name == name:
-            return [built]
-    from neuralc.diagnostics import did_you_mean
-
-    names = [b.network.name for b in result.networks]
-    raise error(f"no network named '{name}' in {path}", None,
-                did_you_mean(name, names) or "networks: " + ", ".join(names))
 
 
 def _dims(tensor: TensorType) -> list[int | None]:

@@ -7,7 +7,9 @@ what predict executes). Targets are imported lazily: `check` never pays for torc
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -36,6 +38,10 @@ class BuildOptions:
     # `kernel.*` ops: "auto" calls neuralc's Triton kernels on CUDA tensors (the PyTorch
     # composites elsewhere); "torch" always emits the composites (`--kernels torch`).
     kernels: str = "auto"
+    # The weight file the emitted PyTorch/Keras module loads when its caller names none (`build
+    # --weights`), as the module spells it: relative to the module's directory when the
+    # artifact's path is known (`module_weights`), so the two files can move together.
+    module_weights: str | None = None
 
 
 class Target(Protocol):
@@ -64,3 +70,29 @@ class Target(Protocol):
 def get_target(name: str) -> Target:
     module = importlib.import_module(TARGET_MODULES[name])
     return module.TARGET  # type: ignore[no-any-return]
+
+
+def module_weights(options: BuildOptions, artifact: Path | None) -> BuildOptions:
+    """`options` with `module_weights` set from `options.weights` for an artifact written to
+    `artifact`: the path relative to the artifact's directory, or absolute when there is no
+    artifact path or no relative path (another drive)."""
+    if options.weights is None:
+        return options
+    import dataclasses
+    import os
+
+    weights = Path(options.weights).resolve()
+    spelled = str(weights)
+    if artifact is not None:
+        with contextlib.suppress(ValueError):
+            spelled = os.path.relpath(weights, Path(artifact).resolve().parent)
+    return dataclasses.replace(options, module_weights=Path(spelled).as_posix())
+
+
+def weights_lines(options: BuildOptions) -> list[str]:
+    """`WEIGHTS`: the weight file the emitted module loads when its caller names none."""
+    if options.module_weights is None:
+        return ["WEIGHTS: str | None = None  # `neuralc build --weights W` names a default file"]
+    return ["# The weight file `neuralc build --weights` named (a relative path is relative to",
+            "# this module's directory): loaded when no other weight file is given.",
+            f"WEIGHTS: str | None = {json.dumps(options.module_weights)}"]

@@ -198,3 +198,33 @@ def test_network_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert [n["name"] for n in json.loads(out)["networks"]] == ["B"]
     code, _, err, _ = run_check(tmp_path, source, capsys, "--network", "C")
     assert code == 1 and "no network named 'C'" in err
+
+
+def test_network_option_ignores_errors_in_other_networks(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = network("    Dense(-3)", "(4,)").replace("Net", "Bad") + \
+        network("    Dense(3)", "(4,)").replace("Net", "Good")
+    code, out, _, _ = run_check(tmp_path, source, capsys, "--network", "Good")
+    assert code == 0 and "Total params: 15" in out
+    code, _, err, _ = run_check(tmp_path, source, capsys)
+    assert code == 1 and "Dense(-3)" in err
+
+
+def test_macro_library_outputs_stay_machine_readable(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    library = "define Block {\n  Dense(8)\n  Dropout(0.1)\n}\n"
+    code, out, _, _ = run_check(tmp_path, library, capsys, "--json")
+    assert code == 0 and json.loads(out) == {"networks": [], "macros": ["Block"]}
+    code, out, _, _ = run_check(tmp_path, library, capsys, "--emit", "nn")
+    assert code == 0 and out == "module {\n}\n"
+    ir = tmp_path / "empty.nir"
+    ir.write_text(out)
+    assert main(["opt", str(ir)]) == 0
+    assert capsys.readouterr().out == out
+
+
+def test_json_and_emit_are_exclusive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_check(tmp_path, network("    Dense(1)", "(3,)"), capsys, "--json", "--emit", "nn")
+    assert exited.value.code == 2
+    assert "not allowed with argument --json" in capsys.readouterr().err

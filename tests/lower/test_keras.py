@@ -463,3 +463,31 @@ def test_conformance_device_placement_model(conformance_dir: Path, tmp_path: Pat
     got = TARGET.predict(artifact, weights, feeds, "cpu")
     np.testing.assert_allclose(got, pytorch_output(net, weights, feeds, tmp_path), atol=ATOL,
                                rtol=0)
+
+
+def test_placed_layers_build_through_the_default_pipeline(conformance_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """`build` runs place-devices at -O1+, which puts `nn.transfer` ops at device boundaries:
+    the Keras emitter passes the data through them (it failed on them before), and
+    `predict --device cpu` still equals PyTorch's."""
+    from neuralc.cli import main
+
+    path = (conformance_dir / "upstream"
+            / "tests__parser__test_networks.py__DevicePlacementModel.neural")
+    weights, x = tmp_path / "w.safetensors", tmp_path / "x.npy"
+    assert main(["init", str(path), "--seed", "1", "-o", str(weights)]) == 0
+    np.save(x, np.random.default_rng(0).standard_normal((2, 28, 28, 1)).astype(np.float32))
+    outputs = {}
+    for target in ("tensorflow", "pytorch"):
+        for level in ("-O0", "-O2"):
+            out = tmp_path / f"{target}{level}.npy"
+            assert main(["predict", str(path), "--target", target, level, "--weights",
+                         str(weights), "--input", str(x), "-o", str(out), "--device", "cpu",
+                         "--artifact-dir", str(tmp_path / f"art{target}{level}")]) == 0
+            outputs[target, level] = np.load(out)
+    assert main(["build", str(path), "--target", "tensorflow", "-o",
+                 str(tmp_path / "placed.py")]) == 0
+    assert "nn.transfer" not in (tmp_path / "placed.py").read_text()
+    for key, value in outputs.items():
+        np.testing.assert_allclose(value, outputs["pytorch", "-O0"], atol=ATOL, rtol=0,
+                                   err_msg=str(key))

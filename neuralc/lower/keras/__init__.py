@@ -55,15 +55,16 @@ class KerasTarget:
     def emit(
         self, network: Network, options: BuildOptions, artifact: Path | None = None
     ) -> bytes:
-        """The module's source; `artifact` is unused (the module is a single file)."""
+        """The module's source; `artifact` (where it will be written) places `WEIGHTS`."""
         from neuralc.lower.keras.emitter import emit_module
+        from neuralc.lower.target import module_weights
 
         if options.weights is not None:
             # Fail at build time, at the layers' source lines, rather than when loading.
             from neuralc.lower.weights import load_checked_weights
 
             load_checked_weights(network, options.weights)
-        return emit_module(network, options).encode("utf-8")
+        return emit_module(network, module_weights(options, artifact)).encode("utf-8")
 
     def predict(
         self,

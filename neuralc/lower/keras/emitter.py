@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from neuralc.diagnostics import error
+from neuralc.ir.common_ops import TRANSFER_OPS
 from neuralc.ir.core import Block, Location, Network, Operation, Value, primary_loc
 from neuralc.ir.naming import SINGLE_BODY
 from neuralc.ir.shapes import REPEAT, YIELD, concrete_attrs
@@ -40,7 +41,7 @@ from neuralc.lower.keras.layers import (
     assign_str,
     py,
 )
-from neuralc.lower.target import BuildOptions
+from neuralc.lower.target import BuildOptions, weights_lines
 
 INDENT = "    "
 KERAS_DTYPES = FRAMEWORK_DTYPES
@@ -198,7 +199,8 @@ class _ModuleWriter:
         names = ", ".join(f"{py(v.name)}: {py(KERAS_DTYPES[v.type.dtype])}"
                           for v in self.network.inputs)
         seed = str(int(self.options.seed))
-        return snippets.RUN.replace("@INPUTS@", names).replace("@SEED@", seed)
+        return (snippets.RUN.replace("@INPUTS@", names).replace("@SEED@", seed)
+                .replace("@WEIGHTS@", "\n".join(weights_lines(self.options))))
 
     # build_model ------------------------------------------------------------------------------
 
@@ -246,6 +248,14 @@ class _ModuleWriter:
         """Write `op`, assigning its result to the Python variable `target` when given."""
         if op.op == REPEAT:
             self._repeat(op, scope, target)
+            return
+        if op.op in TRANSFER_OPS:
+            # A device boundary (place-devices): the data is unchanged, and the model is placed
+            # as a whole from PLACEMENT, which the layers on either side already fill.
+            source = self.vars[id(op.operands[0])]
+            if target is not None and target != source:
+                self._line(scope, f"{target} = {source}")
+            self.vars[id(op.result)] = target or source
             return
         spec = _spec_for(op)
         if spec is None:

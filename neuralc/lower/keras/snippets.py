@@ -299,12 +299,16 @@ def load_weights(model: keras.Model, path: str) -> None:
 RUN = '''\
 INPUTS = {@INPUTS@}  # the model's inputs in order: name -> dtype
 SEED = @SEED@  # Keras' initializers are seeded with it when no weight file is given
+@WEIGHTS@
 
 
 def run(
     inputs: dict[str, np.ndarray], weights_path: str | None = None, device: str | None = None
 ) -> np.ndarray:
-    """Build the model (with the weight file, if given) and compute its output at inference."""
+    """Build the model (with the weight file, if given, else WEIGHTS) and compute its output
+    at inference."""
+    if weights_path is None and WEIGHTS is not None:
+        weights_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS)
     with tf.device(select_device(device)):
         if weights_path is None:
             keras.utils.set_random_seed(SEED)
@@ -316,7 +320,7 @@ def run(
 MAIN = '''\
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the model on .npy inputs (inference).")
-    parser.add_argument("--weights", help="neuralc weight file (.safetensors)")
+    parser.add_argument("--weights", help="neuralc weight file (.safetensors); default: WEIGHTS")
     parser.add_argument(
         "--input", action="append", required=True, metavar="[NAME=]X.npy",
         help="an input array; name it when the model has several inputs",

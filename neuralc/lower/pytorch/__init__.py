@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from neuralc.lower.pytorch.emitter import emit_source
 from neuralc.lower.pytorch.layers import LOWERINGS, LayerCode, lower, register_lowerings
-from neuralc.lower.target import BuildOptions
+from neuralc.lower.target import BuildOptions, module_weights
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,7 +35,7 @@ class PyTorchTarget:
     suffix = ".py"
 
     def emit(self, network: Network, options: BuildOptions, artifact: Path | None = None) -> bytes:
-        """The module's source; `artifact` is unused (the module is a single file)."""
+        """The module's source; `artifact` (where it will be written) places `WEIGHTS`."""
         if options.weights is not None:
             # Fail at build time, at the layers' lines, rather than in load_state_dict.
             from neuralc.lower.pytorch.functional import is_functional
@@ -46,7 +46,7 @@ class PyTorchTarget:
                 check_functional_weights(network, options.weights)
             else:
                 load_checked_weights(network, options.weights)
-        return emit_source(network, options).encode("utf-8")
+        return emit_source(network, module_weights(options, artifact)).encode("utf-8")
 
     def predict(
         self,

@@ -119,7 +119,7 @@ def torch_dtype(t: TensorType) -> str:
 
 def imports(text: str) -> str:
     body = text.split("@@IMPORTS@@", 1)[1]
-    std = [name for name in ("argparse", "math") if re.search(rf"\b{name}\.", body)]
+    std = [name for name in ("argparse", "math", "os") if re.search(rf"\b{name}\.", body)]
     lines = ["from __future__ import annotations", ""]
     lines += [f"import {name}" for name in std]
     if lines:

@@ -56,7 +56,7 @@ from neuralc.lower.pytorch.functional_weights import (
 )
 from neuralc.lower.pytorch.runtime_text import GLOBAL_NAMES, PLACE_SIMPLE, RUNTIME
 from neuralc.lower.pytorch.tensor_ops import Site, expression, literal, splat_value
-from neuralc.lower.target import BuildOptions
+from neuralc.lower.target import BuildOptions, weights_lines
 from neuralc.lower.training import training_imports
 
 TRANSFER = "tensor.transfer"
@@ -307,6 +307,7 @@ class FunctionalEmitter:
             lines += [f"    {quote(k)}: {quote(v)}," for k, v in groups.items()]
             lines.append("}")
         lines.append(f"SEED = {int(options.seed)}")
+        lines += weights_lines(options)
         for name, table, what in (
             ("PARAMETERS", params, "parameters"),
             ("BUFFERS", buffers, "buffers"),
@@ -371,7 +372,7 @@ class FunctionalEmitter:
 
     def _imports(self, text: str) -> str:
         body = text.split("@@IMPORTS@@", 1)[1]
-        std = [n for n in ("argparse", "base64", "math") if re.search(rf"\b{n}\.", body)]
+        std = [n for n in ("argparse", "base64", "math", "os") if re.search(rf"\b{n}\.", body)]
         lines = ["from __future__ import annotations", ""]
         lines += [f"import {n}" for n in std]
         lines += ["", "import numpy as np", "import torch"]

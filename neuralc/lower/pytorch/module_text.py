@@ -25,7 +25,7 @@ from neuralc.lower.pytorch.codegen import (
 )
 from neuralc.lower.pytorch.runtime_text import PLACE_MIXED, PLACE_SIMPLE, RUNTIME
 from neuralc.lower.pytorch.snippets import with_dependencies
-from neuralc.lower.target import BuildOptions
+from neuralc.lower.target import BuildOptions, weights_lines
 from neuralc.lower.training import training_imports
 
 
@@ -124,6 +124,7 @@ def module_text(
         lines += [f"    {quote(k)}: {quote(v)}," for k, v in placement.items()]
         lines.append("}")
     lines.append(f"SEED = {int(options.seed)}")
+    lines += weights_lines(options)
     lines.append("")
     lines.append("")
     for snippet in with_dependencies(helpers):

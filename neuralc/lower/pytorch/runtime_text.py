@@ -62,11 +62,13 @@ def load_weights(model: nn.Module, path: str) -> None:
 
 
 def build_model(weights_path: str | None = None, device: str | None = None) -> @@ROOT@@:
-    """The model, with weights from `weights_path` (else torch's initialization under SEED), on
-    its devices (or all on `device`)."""
+    """The model, with weights from `weights_path` (else WEIGHTS, else torch's initialization
+    under SEED), on its devices (or all on `device`)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         model = @@ROOT@@()
+    if weights_path is None and WEIGHTS is not None:
+        weights_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS)
     if weights_path is not None:
         load_weights(model, weights_path)
     return model.place(device)
@@ -129,7 +131,9 @@ def capture_cuda_graph(model: nn.Module, *example_inputs: torch.Tensor, warmup: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", help="a safetensors weight file (neuralc init)")
+    parser.add_argument(
+        "--weights", help="a safetensors weight file (neuralc init); default: WEIGHTS"
+    )
     parser.add_argument(
         "--input", action="append", required=True, help="X.npy, or NAME=X.npy per input"
     )
@@ -158,6 +162,8 @@ GLOBAL_NAMES = frozenset(
         "DEVICE",
         "PLACEMENT",
         "SEED",
+        "WEIGHTS",
+        "os",
         "resolve_device",
         "load_weights",
         "build_model",

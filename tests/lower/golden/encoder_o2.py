@@ -38,6 +38,7 @@ INPUT_NAMES = ("input",)
 INPUT_DTYPES = {"input": torch.float32}
 DEVICE = "cpu"
 SEED = 0
+WEIGHTS: str | None = None  # `neuralc build --weights W` names a default file
 # The weight file's parameters: key -> (shape, initial value: U(-b, b) for a number b).
 PARAMETERS: dict[str, tuple[tuple[int, ...], float | str]] = {
     "transformer_encoder.0.self_attn.in_proj_weight": ((96, 32), 0.21650635),
@@ -336,11 +337,13 @@ def load_weights(model: nn.Module, path: str) -> None:
 
 
 def build_model(weights_path: str | None = None, device: str | None = None) -> Encoder:
-    """The model, with weights from `weights_path` (else torch's initialization under SEED), on
-    its devices (or all on `device`)."""
+    """The model, with weights from `weights_path` (else WEIGHTS, else torch's initialization
+    under SEED), on its devices (or all on `device`)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         model = Encoder()
+    if weights_path is None and WEIGHTS is not None:
+        weights_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS)
     if weights_path is not None:
         load_weights(model, weights_path)
     return model.place(device)
@@ -403,7 +406,9 @@ def capture_cuda_graph(model: nn.Module, *example_inputs: torch.Tensor, warmup: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", help="a safetensors weight file (neuralc init)")
+    parser.add_argument(
+        "--weights", help="a safetensors weight file (neuralc init); default: WEIGHTS"
+    )
     parser.add_argument(
         "--input", action="append", required=True, help="X.npy, or NAME=X.npy per input"
     )

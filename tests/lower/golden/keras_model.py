@@ -315,12 +315,16 @@ def load_weights(model: keras.Model, path: str) -> None:
 
 INPUTS = {"input": "float32"}  # the model's inputs in order: name -> dtype
 SEED = 0  # Keras' initializers are seeded with it when no weight file is given
+WEIGHTS: str | None = None  # `neuralc build --weights W` names a default file
 
 
 def run(
     inputs: dict[str, np.ndarray], weights_path: str | None = None, device: str | None = None
 ) -> np.ndarray:
-    """Build the model (with the weight file, if given) and compute its output at inference."""
+    """Build the model (with the weight file, if given, else WEIGHTS) and compute its output
+    at inference."""
+    if weights_path is None and WEIGHTS is not None:
+        weights_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS)
     with tf.device(select_device(device)):
         if weights_path is None:
             keras.utils.set_random_seed(SEED)
@@ -332,7 +336,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the model on .npy inputs (inference).")
-    parser.add_argument("--weights", help="neuralc weight file (.safetensors)")
+    parser.add_argument("--weights", help="neuralc weight file (.safetensors); default: WEIGHTS")
     parser.add_argument(
         "--input",
         action="append",
