@@ -57,7 +57,7 @@ def main() -> None:
     rows = [("python -c pass (interpreter start)", baseline, "")]
     rows.append(("check bert_encoder.neural", time_check(BERT), "goal < 0.5 s"))
     with tempfile.TemporaryDirectory() as tmp:
-        for n in (250, 500, 1000, 2000):
+        for n in (250, 500, 1000, 2000, 4000, 8000):
             path = Path(tmp) / f"gen_{n}.neural"
             path.write_text(generated_program(n))
             rows.append((f"check generated, {n} layer lines", time_check(path),

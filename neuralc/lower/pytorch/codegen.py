@@ -161,9 +161,15 @@ def fill(call: str, module: str | None, operands: list[str]) -> str:
 
 
 def format_source(text: str) -> str:
-    """`ruff format` the generated text (unchanged when ruff is unavailable)."""
-    beside = Path(sys.executable).with_name("ruff")
-    ruff = str(beside) if beside.exists() else shutil.which("ruff")
+    """`ruff format` the generated text (ruff is a dependency of neuralc; the text stays as
+    generated, still valid Python, if its binary cannot be found or run)."""
+    try:
+        from ruff.__main__ import find_ruff_bin
+
+        ruff: str | None = str(find_ruff_bin())
+    except (ImportError, FileNotFoundError):
+        beside = Path(sys.executable).with_name("ruff")
+        ruff = str(beside) if beside.exists() else shutil.which("ruff")
     if ruff is None:
         return text
     try:
