@@ -2,6 +2,10 @@
 
 User errors print as diagnostics and exit 1; usage errors exit 2 (argparse's convention); a bug
 in neuralc prints one line asking for a report (and the traceback only with NEURALC_DEBUG=1).
+
+A command module defines `add_arguments(parser)` and `run(args, sources)`, and may define
+`check_usage(args) -> str | None`: a usage error argparse cannot see (options that only make
+sense together), reported like argparse's own, with the command's usage line and exit 2.
 """
 
 from __future__ import annotations
@@ -30,16 +34,36 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; only `command`'s options are loaded when it is given, so that
     `neuralc check` never imports what `build` or `predict` need."""
+    return _build_parsers(command)[0]
+
+
+def _build_parsers(
+    command: str | None,
+) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and each command's sub-parser (for usage errors found after parsing)."""
     parser = argparse.ArgumentParser(
         prog="neuralc", description="A compiler for the Neural DSL.",
         epilog="Run `neuralc COMMAND --help` for a command's options.")
     parser.add_argument("--version", action="version", version=f"neuralc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub_parsers: dict[str, argparse.ArgumentParser] = {}
     for name, (module_name, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parsers[name] = sub_parser
         if command is None or command == name:
             _command_module(module_name).add_arguments(sub_parser)
-    return parser
+    return parser, sub_parsers
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse `argv`; a usage error (argparse's, or a command's `check_usage`) exits 2."""
+    parser, sub_parsers = _build_parsers(_requested_command(argv))
+    args = parser.parse_args(argv)
+    check_usage = getattr(_command_module(COMMANDS[args.command][0]), "check_usage", None)
+    problem = check_usage(args) if check_usage is not None else None
+    if problem:
+        sub_parsers[args.command].error(problem)
+    return args
 
 
 def _requested_command(argv: Sequence[str]) -> str | None:
@@ -56,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from neuralc.diagnostics import CompileError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(_requested_command(argv)).parse_args(argv)
+    args = parse_args(argv)
     sources = Sources()
     try:
         return int(_command_module(COMMANDS[args.command][0]).run(args, sources) or 0)

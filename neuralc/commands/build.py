@@ -5,6 +5,15 @@ Checks the program, picks a network, emits the target's artifact and writes it a
 failing build leaves no file). The default output is `./<model stem><suffix>` in the current
 directory. A program with HPO expressions builds its first combination (as `neuralc check`
 summarizes it). `-O` is accepted for the optimization pipeline; no level changes the output.
+`--opset` applies to `--target onnx` only (a usage error with the others).
+
+`--weights W` is checked against the network; ONNX embeds it, and the PyTorch and Keras modules
+record it as their default weight file, `WEIGHTS` (the emitters get `BuildOptions.weights` and
+the artifact's real path, and spell W relative to the module).
+
+`--emit {nn,tensor,kernel}` writes the IR at that stage instead of an artifact: the whole
+module, exactly as `neuralc opt --emit STAGE` prints it (so `neuralc opt` reads it back), to
+`-o` (atomically) or standard output.
 
 `--hpo (--data DATA | --synthetic N) [--trials N] [--timeout S] [--storage URL]
 [--study-name NAME] [--resolved-out FILE]` first runs `neuralc tune`'s Optuna study over the
@@ -32,7 +41,8 @@ from neuralc.commands.common import (
     write_atomic,
 )
 from neuralc.diagnostics import did_you_mean, error
-from neuralc.ir.core import Network
+from neuralc.fileio import write_atomic_with_companions
+from neuralc.ir.core import Module, Network
 from neuralc.lower.target import DEFAULT_OPSET, TARGET_MODULES, BuildOptions, Target
 
 
@@ -43,12 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         help="the artifact to write (default: ./<model stem>"
-        ".py for pytorch and tensorflow, .onnx for onnx)",
+        ".py for pytorch and tensorflow, .onnx for onnx); with --emit, the IR file (default: "
+        "standard output)",
     )
     parser.add_argument(
         "--weights",
-        help="a safetensors weight file (`neuralc init`): checked "
-        "against the network, embedded by onnx, the default of the others",
+        help="a safetensors weight file (`neuralc init`), checked against the network: "
+        "onnx embeds its weights; the pytorch and tensorflow modules record its path "
+        "(relative to the module) as the weight file they load when given none",
     )
     parser.add_argument(
         "--seed",
@@ -90,8 +102,10 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--network", help="the network to build (required when the file defines several)"
     )
+    # No default here: check_usage must see whether --opset was given.
     parser.add_argument(
-        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})"
+        "--opset", type=int, default=None,
+        help=f"ONNX opset, for --target onnx only (default {DEFAULT_OPSET})",
     )
     parser.add_argument(
         "-O",
@@ -113,6 +127,13 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     add_pipeline_arguments(parser)
 
 
+def check_usage(args: argparse.Namespace) -> str | None:
+    """Usage errors argparse cannot see (build and predict share them)."""
+    if args.opset is not None and args.target != "onnx":
+        return f"argument --opset: applies to --target onnx only, not --target {args.target}"
+    return None
+
+
 def run(args: argparse.Namespace, sources: Sources) -> int:
     if getattr(args, "hpo", False):
         network, path = tune_network(args, sources)
@@ -125,16 +146,27 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
         from neuralc.lower.weights import load_checked_weights
 
         load_checked_weights(network, options.weights)
-    output = Path(args.output) if args.output else Path.cwd() / (Path(path).stem + target.suffix)
     if args.emit is not None:
-        from neuralc.ir.printer import print_network
-
-        sys.stdout.write(print_network(optimize(network, args, sources)))
-        return 0
+        return _emit_ir(network, args, sources)
+    output = Path(args.output) if args.output else Path.cwd() / (Path(path).stem + target.suffix)
     with initial_weights(network, options, args.target) as options:
         network = optimize(network, args, sources)
-        write_atomic(output, emit_artifact(target, network, options, output))
+        write_artifact(target, network, options, output)
     print(output)
+    return 0
+
+
+def _emit_ir(network: Network, args: argparse.Namespace, sources: Sources) -> int:
+    """`--emit STAGE`: the whole module (its attributes too, e.g. -O3's autotune), as `neuralc
+    opt` prints it, so the file parses back."""
+    from neuralc.ir.printer import print_module
+
+    text = print_module(optimize_module(network, args, sources))
+    if args.output:
+        write_atomic(args.output, text)
+        print(args.output)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -206,16 +238,50 @@ def optimize(network: Network, args: argparse.Namespace, sources: Sources) -> Ne
     """Run the `-O` pipeline (or `--passes`) on the network, as `build` and `predict` both do.
 
     Keras expresses the `nn` stage: for the tensorflow target the pipeline stops there."""
+    return optimize_module(network, args, sources).networks[0]
+
+
+def optimize_module(network: Network, args: argparse.Namespace, sources: Sources) -> Module:
+    """`optimize`, returning the whole module: passes may set module attributes."""
     from neuralc.commands.pipeline_args import run_pipeline
-    from neuralc.ir.core import Module
 
     pipeline_args = argparse.Namespace(**vars(args))
-    if args.target == "tensorflow" and pipeline_args.emit is None:
-        pipeline_args.emit = "nn"
+    if args.target == "tensorflow":
+        _check_keras_stage(args)
+        if getattr(pipeline_args, "emit", None) is None:
+            pipeline_args.emit = "nn"
     module, ctx = run_pipeline(Module([network]), pipeline_args,
                                {"target": args.target, "training": False})
     print_diagnostics(ctx.warnings, sources)
-    return module.networks[0]
+    return module
+
+
+def _check_keras_stage(args: argparse.Namespace) -> None:
+    """Keras takes the `nn` stage: the -O presets stop there for tensorflow, but an explicit
+    request for more (`--emit tensor`, lowering passes in `--passes`) is refused, not dropped."""
+    from neuralc.passes.pipeline import parse_pipeline
+    from neuralc.passes.presets import STAGES, pass_stage
+
+    emit = getattr(args, "emit", None)
+    if emit not in (None, "nn"):
+        raise error(f"--emit {emit}: the tensorflow target is emitted from the nn stage",
+                    None, "use --emit nn, or --target pytorch/onnx for the tensor and kernel "
+                    "stages")
+    text = getattr(args, "passes", None)
+    if not text:
+        return
+
+    def names(spec: object) -> list[str]:
+        items = getattr(spec, "items", None)
+        return [n for s in items for n in names(s)] if items is not None else [spec.name]  # type: ignore[attr-defined]
+
+    beyond = [n for spec in parse_pipeline(text) for n in names(spec)
+              if pass_stage(n) in STAGES[1:]]
+    if beyond:
+        raise error("--passes lowers past the nn stage (" + ", ".join(dict.fromkeys(beyond))
+                    + "), which the tensorflow target cannot express", None,
+                    "Keras is emitted from the nn stage: drop those passes, or build "
+                    "--target pytorch or onnx")
 
 
 @contextlib.contextmanager
@@ -294,10 +360,21 @@ def get_target(name: str) -> Target:
         ) from None
 
 
-def emit_artifact(target: Target, network: Network, options: BuildOptions, path: Path) -> bytes:
-    """`target.emit`, telling targets that write beside the artifact (ONNX external data for
-    models over 2 GB) where it goes."""
-    return target.emit(network, options, artifact=path)
+# Targets that write files beside their artifact (ONNX external data for models over 2 GB).
+# Their bytes do not depend on the artifact's directory, so they are emitted into a staging
+# directory; the others name files relative to the artifact (the module's default weights) and
+# are emitted with its real path.
+_WRITES_COMPANIONS = frozenset({"onnx"})
+
+
+def write_artifact(target: Target, network: Network, options: BuildOptions, path: Path) -> None:
+    """Emit the artifact and write it to `path` atomically, with any companion files: all of
+    them or none, with ordinary permissions."""
+    if target.name in _WRITES_COMPANIONS:
+        write_atomic_with_companions(
+            path, lambda staged: target.emit(network, options, artifact=staged))
+    else:
+        write_atomic(path, target.emit(network, options, artifact=path))
 
 
 def build_options(args: argparse.Namespace, source_path: str) -> BuildOptions:
@@ -309,7 +386,7 @@ def build_options(args: argparse.Namespace, source_path: str) -> BuildOptions:
         source_path=source_path,
         weights=Path(weights) if weights else None,
         seed=seed,
-        opset=args.opset,
+        opset=args.opset if args.opset is not None else DEFAULT_OPSET,
         opt_level=args.opt_level,
         device=args.device,
         kernels=getattr(args, "kernels", None) or "auto",

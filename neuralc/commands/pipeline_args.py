@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from neuralc.diagnostics import error
+from neuralc.fileio import ensure_dir
 from neuralc.ir.core import Module
 from neuralc.passes.base import PassContext
 
@@ -129,8 +130,12 @@ def run_pipeline(module: Module, args: argparse.Namespace,
     items = build_from_args(args)
     after_all = bool(getattr(args, "print_ir_after_all", False))
     print_after: bool | set[str] = after_all or set(getattr(args, "print_ir_after", None) or [])
-    manager = PassManager(items, ctx, print_after=print_after,
-                          dump_dir=getattr(args, "ir_dump_dir", None),
+    dump_dir = getattr(args, "ir_dump_dir", None)
+    if dump_dir is not None:
+        # The user's directory: a file there, or no permission, is their error, said before
+        # any pass runs (the pass manager would only meet it as an OSError mid-pipeline).
+        ensure_dir(dump_dir, writable=True)
+    manager = PassManager(items, ctx, print_after=print_after, dump_dir=dump_dir,
                           time=bool(getattr(args, "time_passes", False)), stream=sys.stderr)
     manager.run(module)
     if "fusion" in (getattr(args, "report", None) or []):

@@ -7,6 +7,9 @@ what predict executes. Inputs are checked first (one `.npy` per network input, `
 there are several; batch first; dtype float32 for features, int64 for token ids), and so are the
 weights (names and shapes) and the model's device placement, each with a diagnostic at the
 responsible line. The output is written atomically with `np.save`.
+
+`--emit` is a usage error here: predict runs the artifact, it never prints the IR (`neuralc build
+--emit STAGE` does); `--opset` applies to `--target onnx` only, as in build.
 """
 
 from __future__ import annotations
@@ -23,18 +26,23 @@ from neuralc.commands.build import (
     add_build_arguments,
     build_options,
     compile_network,
-    emit_artifact,
     get_target,
     optimize,
+    write_artifact,
 )
+from neuralc.commands.build import check_usage as check_build_usage
 from neuralc.commands.common import Sources, write_atomic
-from neuralc.diagnostics import CompileError, Diagnostic, error
+from neuralc.diagnostics import CompileError, Diagnostic, did_you_mean, error
+from neuralc.fileio import check_output_path, ensure_dir
 from neuralc.ir.core import Network, Operation, Value, primary_loc
 from neuralc.ir.types import BATCH, TensorType
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a .neural file")
+    # Parsed (hidden, taking the pipeline's place) only to be rejected by check_usage with a
+    # pointer to build: predict never prints the IR.
+    parser.add_argument("--emit", choices=("nn", "tensor", "kernel"), help=argparse.SUPPRESS)
     add_build_arguments(parser)
     parser.add_argument(
         "--weights", required=True, help="the safetensors weight file (`neuralc init`)"
@@ -50,12 +58,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--artifact-dir", help="keep the built artifact in this directory")
 
 
+def check_usage(args: argparse.Namespace) -> str | None:
+    if args.emit is not None:
+        return ("argument --emit: predict runs the built artifact and does not print the IR; "
+                f"use `neuralc build --target {args.target} --emit {args.emit}`")
+    return check_build_usage(args)
+
+
 def run(args: argparse.Namespace, sources: Sources) -> int:
     from neuralc.lower.weights import load_checked_weights
 
     network, path = compile_network(args, sources)
     target = get_target(args.target)
     options = build_options(args, path)
+    # Before the (possibly long) run, not after it.
+    check_output_path(args.output)
     inputs = read_inputs(network, args.input)
     load_checked_weights(network, args.weights)
     if args.device is None:
@@ -67,13 +84,13 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     # "" = no override: the model's own placement (the targets read it so).
     device = args.device or ""
     if args.artifact_dir:
-        artifact = Path(args.artifact_dir).resolve() / artifact_name
-        write_atomic(artifact, emit_artifact(target, network, options, artifact))
+        artifact = ensure_dir(args.artifact_dir).resolve() / artifact_name
+        write_artifact(target, network, options, artifact)
         output = target.predict(artifact, Path(args.weights), inputs, device)
     else:
         with tempfile.TemporaryDirectory(prefix="neuralc-predict-") as tmp:
             artifact = Path(tmp) / artifact_name
-            write_atomic(artifact, emit_artifact(target, network, options, artifact))
+            write_artifact(target, network, options, artifact)
             output = target.predict(artifact, Path(args.weights), inputs, device)
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(output), allow_pickle=False)
@@ -94,6 +111,15 @@ def read_inputs(network: Network, items: list[str]) -> dict[str, np.ndarray]:
         name, sep, rest = item.partition("=")
         if sep and name in values:
             key, file = name, rest
+        elif sep and name.isidentifier() and (len(values) > 1 or not Path(item).exists()):
+            # NAME=X.npy naming no input (a file name may hold "=", so an existing file wins
+            # when the network has one input).
+            raise error(
+                f"'{name}' is not an input of network '{network.name}'",
+                None,
+                did_you_mean(name, values) or "",
+                "inputs: " + ", ".join(values),
+            )
         elif len(values) == 1:
             key, file = network.inputs[0].name, item
         else:

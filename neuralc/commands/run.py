@@ -117,6 +117,7 @@ def load_data(args: argparse.Namespace, config: dict[str, Any]) -> Any:
 
 def run(args: argparse.Namespace, sources: Sources) -> int:
     from neuralc.commands.build import compile_network
+    from neuralc.fileio import ensure_dir
     from neuralc.lower.train_core import checkpoint_location
     from neuralc.train.report import print_run, write_metrics
     from neuralc.train.runner import TrainJob, run_training
@@ -135,6 +136,8 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
             "a checkpoint is written each epoch when train { checkpoint_path } is set, "
             "and on Ctrl-C",
         )
+    # A file in the way, or no permission, said now rather than as an OSError mid-run.
+    ensure_dir(out_dir, writable=True)
     job = TrainJob(
         network,
         config,

@@ -254,9 +254,13 @@ def test_predict_runs_the_built_artifact(workdir: Path, capsys: pytest.CaptureFi
     y = np.load(workdir / "y.npy")
     assert y.shape == (5, 2) and y.dtype == np.float32
     np.testing.assert_allclose(y.sum(-1), 1, rtol=1e-5)
-    assert cli(capsys, "build", str(model), "--target", "pytorch", "-o", "built.py")[0] == 0
-    assert (workdir / "built.py").read_bytes() == (workdir / "art" / "m.py").read_bytes()
-    expected = TARGET.predict(workdir / "built.py", weights, {"input": x.astype(np.float32)}, "cpu")
+    # predict builds with its --weights, which the module records relative to itself (WEIGHTS):
+    # the same build is `build --weights` to a file as deep as art/m.py.
+    assert cli(capsys, "build", str(model), "--target", "pytorch", "--weights", str(weights),
+               "-o", "built/m.py")[0] == 0
+    built = workdir / "built" / "m.py"
+    assert built.read_bytes() == (workdir / "art" / "m.py").read_bytes()
+    expected = TARGET.predict(built, weights, {"input": x.astype(np.float32)}, "cpu")
     np.testing.assert_array_equal(y, expected)
 
 

@@ -273,6 +273,12 @@ def test_external_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     want = Reference(init_weights(net, 0))(net, x)
     got = TARGET.predict(artifact, None, {"input": x}, "cpu")
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+    # Rebuilt from the artifact's directory, where the data file's name now exists (onnx's
+    # converter checked the working directory and raised FileExistsError).
+    monkeypatch.chdir(tmp_path)
+    artifact.write_bytes(TARGET.emit(net, options, artifact=artifact))
+    np.testing.assert_allclose(TARGET.predict(artifact, None, {"input": x}, "cpu"), want,
+                               atol=1e-4, rtol=1e-4)
 
 
 def test_inexpressible_layer_is_a_diagnostic_at_its_line() -> None:

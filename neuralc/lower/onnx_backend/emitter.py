@@ -273,17 +273,17 @@ def serialize(model: onnx.ModelProto, network: Network, artifact: Path | None) -
                 ),
             )
         )
-    from onnx.external_data_helper import (
-        convert_model_to_external_data,
-        write_external_data_tensors,
-    )
+    from onnx.external_data_helper import set_external_data, write_external_data_tensors
 
     artifact = Path(artifact)
     location = f"{artifact.name}.data"
     artifact.parent.mkdir(parents=True, exist_ok=True)
-    convert_model_to_external_data(
-        model, all_tensors_to_one_file=True, location=location, size_threshold=1024
-    )
+    # Marked tensor by tensor: onnx's convert_model_to_external_data refuses when a file named
+    # `location` exists relative to the *working directory* (a rebuild run from the artifact's
+    # directory failed with FileExistsError).
+    for tensor in model.graph.initializer:
+        if len(tensor.raw_data) >= 1024:
+            set_external_data(tensor, location)
     with tempfile.TemporaryDirectory(dir=artifact.parent, prefix=".onnx-data.") as tmp:
         write_external_data_tensors(model, tmp)
         os.replace(Path(tmp) / location, artifact.parent / location)
