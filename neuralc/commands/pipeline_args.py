@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from neuralc.diagnostics import error
 from neuralc.fileio import ensure_dir
 from neuralc.ir.core import Module
 from neuralc.passes.base import PassContext
-
-_DEVICE = re.compile(r"^(cpu|cuda|gpu|cuda:\d+)$")
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, *,
@@ -84,12 +80,9 @@ def make_context(args: argparse.Namespace, ctx_defaults: Mapping[str, Any] | Non
         ctx.opt_level = level
     devices = getattr(args, "devices", None)
     if devices:
-        listed = tuple(d.strip() for d in devices.split(",") if d.strip())
-        for device in listed:
-            if not _DEVICE.match(device):
-                raise error(f'invalid device "{device}" in --devices', None,
-                            'list devices such as "cuda:0,cuda:1" (or "cpu", "cuda", "gpu")')
-        ctx.devices = tuple("cuda" + d[3:] if d.startswith("gpu") else d for d in listed)
+        from neuralc.passes.place_devices import parse_devices
+
+        ctx.devices = parse_devices(devices)
     ctx.kernels = getattr(args, "kernels", None) or ctx.kernels
     return ctx
 

@@ -147,7 +147,7 @@ def check_program(program: ast.Program) -> CheckResult:
             module, built = build_module(program, trial, warnings)
             verify_module(module)
         except CompileError as exc:
-            if trial:
+            if trial and (checked or _another_builds(program, plan.trials)):
                 exc.diagnostics[0].notes += (f"with the HPO combination {_describe(trial)}",)
             raise
         checked += 1
@@ -170,6 +170,21 @@ def check_program(program: ast.Program) -> CheckResult:
             )
         )
     return first
+
+
+def _another_builds(program: ast.Program, others: Iterator[Trial]) -> bool:
+    """Whether the error of the first combination depends on the hyperparameters (another
+    combination builds): only then does naming the combination help."""
+    from neuralc.ir.verifier import verify_module
+
+    for trial in others:
+        try:
+            module, _ = build_module(program, trial, [])
+            verify_module(module)
+        except CompileError:
+            continue
+        return True
+    return False
 
 
 def _describe(trial: Trial) -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from neuralc.diagnostics import Diagnostic, SourceLocation, error
 from neuralc.frontend import ast
-from neuralc.frontend.values import to_attr
+from neuralc.frontend.values import show, to_attr
 from neuralc.ir.core import Value
 from neuralc.ir.types import BATCH, TensorType
 from neuralc.layers import get_layer
 
 
-def network_inputs(net: ast.Network, macros: dict[str, ast.MacroDef],
-                   warnings: list[Diagnostic]) -> tuple[list[Value], SourceLocation | None]:
+def network_inputs(
+    net: ast.Network, macros: dict[str, ast.MacroDef], warnings: list[Diagnostic]
+) -> tuple[list[Value], SourceLocation | None]:
     """The network's inputs as typed values, and where a leading None (the batch) was dropped."""
     batch_none: SourceLocation | None = None
     values: list[Value] = []
@@ -23,6 +24,16 @@ def network_inputs(net: ast.Network, macros: dict[str, ast.MacroDef],
         if name in names:
             raise error(f"input '{name}' is declared twice", spec.loc)
         names.add(name)
+        for node in spec.shape.items:
+            if isinstance(node, ast.HPO):
+                # The data's shape is fixed by the data set, not searched: every trial of
+                # `neuralc tune` reads the same arrays, and `check` builds one input type.
+                raise error(
+                    "HPO is not supported in input shapes",
+                    node.loc,
+                    "the input shape is the shape of your data: write it as numbers, e.g. "
+                    "input: (28, 28, 1), and put the HPO(...) on a layer argument instead",
+                )
         dims = [to_attr(d) for d in spec.shape.items]
         if dims and dims[0] is None and len(dims) > 1:
             dims = dims[1:]
@@ -42,7 +53,8 @@ def network_inputs(net: ast.Network, macros: dict[str, ast.MacroDef],
                 shape.append(dim)
             else:
                 raise error(
-                    f"input dimension must be a positive integer or None, got {dim!r}", node.loc
+                    f"input dimension must be a positive integer or None, got {show(dim)}",
+                    node.loc,
                 )
         if len(shape) == 1:
             raise error("input shape is empty", spec.loc, "write e.g. input: (784,)")
@@ -52,8 +64,10 @@ def network_inputs(net: ast.Network, macros: dict[str, ast.MacroDef],
         values.append(Value(name, TensorType(tuple(shape), dtype)))
     return values, batch_none
 
-def starts_with_embedding(net: ast.Network, input_name: str | None,
-                          macros: dict[str, ast.MacroDef]) -> bool:
+
+def starts_with_embedding(
+    net: ast.Network, input_name: str | None, macros: dict[str, ast.MacroDef]
+) -> bool:
     """Whether the first layer fed by this input (through macros) is an Embedding: then the
     input holds int64 token ids (semantics.md)."""
     items: tuple[ast.LayerItem, ...] = net.layers

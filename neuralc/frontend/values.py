@@ -7,6 +7,8 @@ written once is one hyperparameter, even when a macro uses it several times.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 
 from neuralc.diagnostics import SourceLocation, error
@@ -73,3 +75,33 @@ def _is_number(value: Attr) -> bool:
 
 def expr_loc(expr: ast.Expr) -> SourceLocation:
     return expr.loc
+
+
+def show(value: Attr) -> str:
+    """`value` as the user would write it in the DSL, for diagnostics: `true`, `"x"`, `(28, 1)`,
+    `HPO(choice(28, 32))`, `Adam(learning_rate=0.1)`. A message quoting Python's repr
+    (`True`, `'x'`, `HPOAttr(kind=...)`) would show the user a language they never wrote."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(show(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, HPOAttr):
+        return f"HPO({value.kind}({_show_args(value.args, value.kwargs)}))"
+    if isinstance(value, CallAttr):
+        return f"{value.name}({_show_args(value.args, value.kwargs)})"
+    if isinstance(value, dict):
+        return "{ " + " ".join(f"{k}: {show(v)}" for k, v in value.items()) + " }"
+    return str(value)
+
+
+def _show_args(args: tuple[Attr, ...], kwargs: tuple[tuple[str, Attr], ...]) -> str:
+    return ", ".join([*(show(a) for a in args), *(f"{k}={show(v)}" for k, v in kwargs)])

@@ -11,6 +11,7 @@ emitted modules and weight files, so names are identity, not decoration.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -66,7 +67,8 @@ class Value:
 
 
 class Operation:
-    __slots__ = ("op", "name", "operands", "results", "attrs", "loc", "device", "regions", "parent")
+    __slots__ = ("op", "name", "operands", "results", "attrs", "loc", "device", "regions", "parent",
+                 "__weakref__")
 
     def __init__(
         self,
@@ -120,7 +122,7 @@ class Operation:
 class Block:
     """A list of ops with arguments; the body of a network or of a region-holding op."""
 
-    __slots__ = ("args", "ops", "parent")
+    __slots__ = ("args", "ops", "parent", "__weakref__")
 
     def __init__(self, args: Sequence[Value] = (), ops: Sequence[Operation] = ()) -> None:
         self.args: list[Value] = list(args)
@@ -193,8 +195,29 @@ class Module:
         raise KeyError(name)
 
 
+# Where an op (or a network, keyed by its body block) was read from IR text: the parser records
+# it and the verifier's diagnostics point there, in the `.nir` file the user can open, rather
+# than only at the op's `loc` in a DSL file. A side table rather than a field of Operation so
+# that the printed IR, the constructor and the ops passes build stay as they are; weak so that it
+# never keeps IR alive.
+_TEXT_LOCS: weakref.WeakKeyDictionary[Operation | Block, SourceLocation] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def set_text_loc(item: Operation | Network, loc: SourceLocation) -> None:
+    """Record that `item` was parsed from IR text at `loc`."""
+    _TEXT_LOCS[item.body if isinstance(item, Network) else item] = loc
+
+
+def text_loc(item: Operation | Network) -> SourceLocation | None:
+    """Where `item` was parsed from IR text, or None when it was built in code."""
+    return _TEXT_LOCS.get(item.body if isinstance(item, Network) else item)
+
+
 class VerifyError(Exception):
-    """The IR breaks an op's contract. Carries the op so the report can point at it."""
+    """The IR breaks an op's contract. Carries the op (or, for a finding about a network itself,
+    the network) so the report can point at it."""
 
     def __init__(
         self,
@@ -203,9 +226,11 @@ class VerifyError(Exception):
         *,
         severity: str = "error",
         detail: str | None = None,
+        network: Network | None = None,
     ) -> None:
         super().__init__(message)
         self.op = op
+        self.network = network
         # "error" or "warning": the verifier reports legal-but-suspicious IR (unused values,
         # missing locations) as warnings, which never make verification fail.
         self.severity = severity

@@ -58,7 +58,13 @@ def tokenize(text: str, path: str) -> list[Token]:
             tokens.append(Token("punct" if kind == "arrow" else kind, m.group(), line,
                                 pos - line_start + 1))
         pos = m.end()
-    tokens.append(Token("eof", "", line, pos - line_start + 1))
+    # End of input sits just after the last token, not on the empty line after the final
+    # newline: an "expected '}' ..., found end of input" then quotes the line that is cut short.
+    if tokens:
+        last = tokens[-1]
+        tokens.append(Token("eof", "", last.line, last.column + len(last.text)))
+    else:
+        tokens.append(Token("eof", "", 1, 1))
     return tokens
 
 

@@ -10,7 +10,12 @@ fast and does not depend on the DSL frontend. The grammar (docs/architecture.md,
     region  := '{' '^' '(' args? ')' ':' op* '}'
 
 The parser checks what only the text can get wrong: syntax, names (undefined, redefined), known
-op names, dtypes. Everything else (operand counts, shapes, terminators) is the verifier's job.
+op names, dtypes, dimensions and location lines/columns that are no int64 (or, for the latter,
+not positive). Everything else (operand counts, shapes, terminators, the range of an op's
+integer attributes) is the verifier's job.
+
+IR read from a file (any `path` but the default "<ir>") remembers where each op and network was
+parsed (`neuralc.ir.core.text_loc`), so the verifier's diagnostics point into that file.
 """
 
 from __future__ import annotations
@@ -20,10 +25,29 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from neuralc.diagnostics import CompileError, Diagnostic, SourceLocation, did_you_mean, error
-from neuralc.ir.core import OPS, Block, FusedLoc, Location, Module, Network, Operation, Value
+from neuralc.ir.core import (
+    OPS,
+    Block,
+    FusedLoc,
+    Location,
+    Module,
+    Network,
+    Operation,
+    Value,
+    set_text_loc,
+)
 from neuralc.ir.lexer import Token, decode_name, decode_string, tokenize
 from neuralc.ir.printer import BARE_KEY
-from neuralc.ir.types import DTYPES, HPO_KINDS, Attr, CallAttr, HPOAttr, TensorType
+from neuralc.ir.types import (
+    DTYPES,
+    HPO_KINDS,
+    INT64_MAX,
+    Attr,
+    CallAttr,
+    HPOAttr,
+    TensorType,
+    fits_int64,
+)
 
 # Dialect modules that register their ops at import, loaded on first use when present (a dialect
 # that does not exist yet is simply not known).
@@ -48,17 +72,24 @@ def ensure_dialects() -> None:
         _modules_loaded = True
 
 
-def parse_module(text: str, path: str = "<ir>") -> Module:
-    """Parse IR text; raises CompileError with the IR file's line:col on the first error."""
+NO_FILE = "<ir>"
+
+
+def parse_module(text: str, path: str = NO_FILE) -> Module:
+    """Parse IR text; raises CompileError with the IR file's line:col on the first error.
+
+    Unless `path` is the default (text built in memory, e.g. to copy a network), every op and
+    network records where it was parsed, for the verifier's diagnostics."""
     ensure_dialects()
-    return _Parser(tokenize(text, path), path).module()
+    return _Parser(tokenize(text, path), path, record_positions=path != NO_FILE).module()
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token], path: str) -> None:
+    def __init__(self, tokens: list[Token], path: str, record_positions: bool = False) -> None:
         self.tokens = tokens
         self.pos = 0
         self.path = path
+        self.record_positions = record_positions
         # Visible values, innermost block last; and every name defined in the current network
         # (names are unique per network, even across regions), with where it was defined.
         self.scopes: list[dict[str, Value]] = []
@@ -136,7 +167,7 @@ class _Parser:
         return module
 
     def network(self) -> Network:
-        self.advance()  # 'network'
+        start = self.advance()  # 'network'
         name = decode_name(self.expect_kind("symbol", "a network name '@Name'"), self.path)
         self.scopes, self.defined = [{}], {}
         self.expect("(", "after the network name")
@@ -146,7 +177,10 @@ class _Parser:
         self.expect("{", "to open the network body")
         body = Block(args)
         self.block_ops(body)
-        return Network(name, body, attrs, loc)
+        net = Network(name, body, attrs, loc)
+        if self.record_positions:
+            set_text_loc(net, self.loc_of(start))
+        return net
 
     def block_args(self, context: str) -> list[Value]:
         """`%a: f32[N,4], %b: f32[]` up to ')' (the '(' is consumed), defined in scope."""
@@ -181,6 +215,7 @@ class _Parser:
         return block
 
     def operation(self) -> Operation:
+        start = self.tok
         name_toks: list[Token] = []
         if self.tok.kind == "value":
             name_toks.append(self.advance())
@@ -215,6 +250,8 @@ class _Parser:
         for value, name, tok in zip(op.results, names, name_toks, strict=True):
             value.name = name  # results beyond the first may be named freely in the text
             self.define(value, tok)
+        if self.record_positions:
+            set_text_loc(op, self.loc_of(start))
         return op
 
     def peek_text(self, offset: int) -> str:
@@ -254,7 +291,7 @@ class _Parser:
         def dim() -> None:
             d = self.tok
             if d.kind == "int" and not d.text.startswith("-"):
-                dims.append(int(self.advance().text))
+                dims.append(self.integer(self.advance(), "dimension"))
             elif d.kind == "ident" and BARE_KEY.fullmatch(d.text):
                 dims.append(self.advance().text)
             else:
@@ -289,10 +326,35 @@ class _Parser:
     def file_line_col(self) -> SourceLocation:
         file = decode_string(self.expect_kind("string", 'a location "file":line:col'), self.path)
         self.expect(":", "after the location's file")
-        line = int(self.expect_kind("int", "a line number").text)
+        line = self.position_number(self.expect_kind("int", "a line number"), "line")
         self.expect(":", "after the location's line")
-        column = int(self.expect_kind("int", "a column number").text)
+        column = self.position_number(self.expect_kind("int", "a column number"), "column")
         return SourceLocation(file, line, column)
+
+    def position_number(self, tok: Token, what: str) -> int:
+        value = self.integer(tok, f"{what} number")
+        if value < 1:
+            self.err(f"invalid {what} number {value} in a location", tok,
+                     f'{what} numbers start at 1, as in diagnostics: loc("model.neural":4:5)')
+        return value
+
+    def integer(self, tok: Token, what: str) -> int:
+        """The value of an int token that sizes something (a dimension, a line): an int64."""
+        digits = tok.text.removeprefix("-").lstrip("0")
+        # An int64 has at most 19 digits: a longer literal never reaches int().
+        if len(digits) > len(str(INT64_MAX)) or not fits_int64(int(tok.text)):
+            shown = tok.text if len(tok.text) <= 40 else f"{tok.text[:20]}... " \
+                f"({len(tok.text.removeprefix('-'))} digits)"
+            self.err(f"{what} {shown} is out of the 64-bit integer range", tok,
+                     f"sizes and positions are at most 2**63 - 1 = {INT64_MAX:,}")
+        return int(tok.text)
+
+    def int_literal(self, tok: Token) -> int:
+        try:
+            return int(tok.text)
+        except ValueError:  # past Python's limit on digits (4300 by default)
+            self.err(f"integer literal with {len(tok.text.removeprefix('-')):,} digits is too "
+                     "long", tok)
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -322,7 +384,9 @@ class _Parser:
     def attr(self) -> Attr:
         tok = self.tok
         if tok.kind == "int":
-            return int(self.advance().text)
+            # Any size here: network attributes may hold big ints; the verifier keeps an op's
+            # attributes to int64.
+            return self.int_literal(self.advance())
         if tok.kind == "float":
             self.advance()
             return -math.inf if tok.text == "-inf" else float(tok.text)

@@ -13,6 +13,16 @@ from typing import TypeAlias
 Dim: TypeAlias = int | str
 BATCH = "N"
 
+# Integers in the IR (sizes, attribute values, locations) are signed 64-bit, as in every backend
+# the IR lowers to: a larger one cannot be emitted, and numpy raises OverflowError on it.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def fits_int64(value: int) -> bool:
+    return INT64_MIN <= value <= INT64_MAX
+
+
 DTYPES = ("f64", "f32", "f16", "bf16", "i64", "i32", "i8", "bool")
 FLOAT_DTYPES = ("f64", "f32", "f16", "bf16")
 HPO_KINDS = ("choice", "range", "log_range")

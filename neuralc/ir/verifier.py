@@ -6,7 +6,8 @@ order, warnings included. Warnings (`severity == "warning"`) flag legal but susp
 value nobody uses (legal, as in MLIR), an op without a source location.
 
 IR that the frontend built and that fails here is a compiler bug, not a user error; `neuralc opt`
-turns the findings into diagnostics with `as_diagnostic`.
+turns the findings into diagnostics with `as_diagnostic`, which points at the op's line in the
+`.nir` file it was parsed from (`neuralc.ir.core.text_loc`) when there is one.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from neuralc.ir.core import (
     Value,
     VerifyError,
     primary_loc,
+    text_loc,
 )
-from neuralc.ir.printer import describe_op
-from neuralc.ir.types import DTYPES, Attr, CallAttr, HPOAttr, TensorType
+from neuralc.ir.printer import describe_op, quote
+from neuralc.ir.types import DTYPES, INT64_MAX, Attr, CallAttr, HPOAttr, TensorType, fits_int64
 from neuralc.layers.spec import ShapeError
 
 if TYPE_CHECKING:
@@ -63,7 +65,7 @@ def find_problems(module: Module) -> list[VerifyError]:
     for net in module.networks:
         if net.name in seen:
             message = f"duplicate network @{net.name}"
-            problems.append(VerifyError(f"{message}{_at(net.loc)}", detail=message))
+            problems.append(VerifyError(f"{message}{_at(net.loc)}", detail=message, network=net))
         seen.add(net.name)
         problems += find_network_problems(net)
     return problems
@@ -77,13 +79,24 @@ def find_network_problems(net: Network) -> list[VerifyError]:
 
 
 def as_diagnostic(problem: VerifyError) -> Diagnostic:
-    """A finding as a diagnostic at its op's (primary) source location."""
-    op = problem.op
-    if op is None:
-        return Diagnostic(problem.detail, None, "warning" if problem.severity == "warning"
-                          else "error")
+    """A finding as a diagnostic. IR parsed from a file points at the op's (or network's) line
+    there, with its DSL location, if any, as a related note; IR built in code points at the DSL
+    location (the primary one of a fused location)."""
     severity = "warning" if problem.severity == "warning" else "error"
-    return Diagnostic(f"{_describe(op)}: {problem.detail}", primary_loc(op.loc), severity)
+    op = problem.op
+    item: Operation | Network | None = op if op is not None else problem.network
+    message = problem.detail if op is None else f"{_describe(op)}: {problem.detail}"
+    if item is None:
+        return Diagnostic(message, None, severity)
+    # A malformed `loc` (built in code) must not become the diagnostic's header.
+    source = primary_loc(item.loc) if item.loc is not None and loc_problem(item.loc) is None \
+        else None
+    where = text_loc(item)
+    if where is None:
+        return Diagnostic(message, source, severity)
+    what = "the op" if op is not None else f"network @{item.name}"  # type: ignore[union-attr]
+    related = ((source, f"{what} comes from here"),) if source is not None else ()
+    return Diagnostic(message, where, severity, related=related)
 
 
 # -- graph ------------------------------------------------------------------------------------
@@ -141,8 +154,12 @@ def type_problem(type_: object) -> str | None:
     for dim in type_.shape:
         if isinstance(dim, bool) or not isinstance(dim, int | str):
             return f"dimension {dim!r} is neither an int nor a symbol"
-        if isinstance(dim, int) and dim < 0:
-            return f"dimension {dim} is negative"
+        if isinstance(dim, int) and dim < 1:
+            # The frontend never makes an empty dimension, and the backends' shape checks treat
+            # a 0-sized weight or feature axis as an error, so the IR has none either.
+            return f"dimension {dim} is {'zero' if dim == 0 else 'negative'}: sizes are at least 1"
+        if isinstance(dim, int) and not fits_int64(dim):
+            return f"dimension {_short(dim)} does not fit in a 64-bit integer"
         if isinstance(dim, str) and not SYMBOL.fullmatch(dim):
             return f"dimension {dim!r} is not a symbol (an identifier like N)"
     return None
@@ -179,16 +196,45 @@ def attr_problem(value: Attr) -> str | None:
     return f"a {type(value).__name__} is not an attribute value"
 
 
+def int_range_problem(value: Attr) -> str | None:
+    """Why an (otherwise well-formed) attribute value holds an integer outside the int64 range
+    (no backend can hold it: numpy raises OverflowError), or None."""
+    if isinstance(value, bool) or value is None or isinstance(value, float | str):
+        return None
+    if isinstance(value, int):
+        return None if fits_int64(value) else \
+            f"the integer {_short(value)} does not fit in a 64-bit integer"
+    items: tuple = ()
+    if isinstance(value, tuple):
+        items = value
+    elif isinstance(value, dict):
+        items = tuple(value.values())
+    elif isinstance(value, HPOAttr | CallAttr):
+        items = (*value.args, *(v for _, v in value.kwargs))
+    return _first(int_range_problem(v) for v in items)
+
+
 def loc_problem(loc: Location) -> str | None:
     locs = loc.locs if isinstance(loc, FusedLoc) else (loc,)
     if isinstance(loc, FusedLoc) and not locs:
         return "an empty fused location"
     for one in locs:
         if not (isinstance(one, SourceLocation) and isinstance(one.file, str)
-                and isinstance(one.line, int) and isinstance(one.column, int)
-                and one.line >= 0 and one.column >= 0):
+                and _is_int(one.line) and _is_int(one.column)):
             return f"{one!r} is not a source location"
+        if not all(1 <= n <= INT64_MAX for n in (one.line, one.column)):
+            return (f"loc({quote(one.file)}:{_short(one.line)}:{_short(one.column)}): line and "
+                    "column numbers start at 1")
     return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: int) -> str:
+    """An int for a message; a huge one by its size (str() refuses ints past 4300 digits)."""
+    return str(value) if value.bit_length() <= 128 else f"({value.bit_length()}-bit integer)"
 
 
 def _first(items: object) -> str | None:
@@ -231,7 +277,7 @@ class _Checker:
         where = (_describe(op) + _at(op.loc)) if op is not None else \
             f"network @{self.net.name}{_at(self.net.loc)}"
         self.problems.append(VerifyError(f"{where}: {detail}", op, severity=severity,
-                                         detail=detail))
+                                         detail=detail, network=self.net))
 
     def errors(self) -> int:
         return sum(p.severity == "error" for p in self.problems)
@@ -307,6 +353,10 @@ class _Checker:
         if not is_term or (expected is not None and last.op != expected):  # type: ignore[union-attr]
             self.report(owner, f"{where} must end with '{expected or 'a terminator'}'"
                                + (f", not '{last.op}'" if last is not None else " (it is empty)"))
+        elif owner is None and not last.operands:  # type: ignore[union-attr]
+            # A network without outputs computes nothing, and no backend can emit a model
+            # without outputs; the frontend always returns the last layer's value.
+            self.report(last, "a network returns at least one value: 'return' has no operands")
 
     def op(self, op: Operation) -> None:
         errors = self.errors()
@@ -333,7 +383,7 @@ class _Checker:
         for key, value in op.attrs.items():
             if not isinstance(key, str):
                 self.report(op, f"attribute name {key!r} is not a str")
-            elif (problem := attr_problem(value)) is not None:
+            elif (problem := attr_problem(value) or int_range_problem(value)) is not None:
                 self.report(op, f"attribute '{key}': {problem}")
         if op.results and op.results[0].name != op.name:
             self.report(op, f"the op is named '{op.name}' but its first result is "
@@ -347,7 +397,10 @@ class _Checker:
             if region.parent is not op:
                 self.report(op, f"region {i}'s parent does not point at the op")
             self.block(region, op, i)
-        sound = self.errors() == errors and not any(v in self.bad for v in op.operands)
+        # Hooks assume well-formed operand and result types (a 0 or out-of-range size would
+        # reach their arithmetic); an ill-formed result type is reported when it is defined.
+        sound = self.errors() == errors and not any(v in self.bad for v in op.operands) and \
+            not any(type_problem(v.type) is not None for v in op.results)
         if opdef is not None and opdef.verify is not None and sound:
             try:
                 opdef.verify(op)

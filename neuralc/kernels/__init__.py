@@ -13,7 +13,7 @@ from neuralc.kernels.composite import (
     attention_reference,
     ffn_reference,
 )
-from neuralc.kernels.dispatch import interpret_enabled, poisoned_outputs, use_triton
+from neuralc.kernels.dispatch import autotuning, interpret_enabled, poisoned_outputs, use_triton
 from neuralc.kernels.ffn import ffn
 from neuralc.kernels.layer_norm import add_layer_norm
 
@@ -22,6 +22,7 @@ __all__ = [
     "add_layer_norm_reference",
     "attention",
     "attention_reference",
+    "autotuning",
     "ffn",
     "ffn_reference",
     "interpret_enabled",

@@ -33,6 +33,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
@@ -196,13 +197,35 @@ def launcher(kernel: Any) -> Launcher:
     return Launcher(kernel, interpret_enabled())
 
 
-def autotune_enabled() -> bool:
-    """``NEURALC_TRITON_AUTOTUNE=0`` launches each kernel's first configuration instead.
+# Set by ``autotuning(...)`` around a call: the emitted modules of ``-O3`` builds autotune,
+# those of ``-O2`` launch each kernel's first configuration (no first-call sweep).
+_AUTOTUNE: ContextVar[bool | None] = ContextVar("neuralc_autotune", default=None)
 
-    Read at every launch.  Saves the compile-and-time sweep where only correctness matters
-    (GPU tests) or where start-up time does.
+
+@contextlib.contextmanager
+def autotuning(enabled: bool) -> Iterator[None]:
+    """Within the block, kernels launched from this thread autotune (``True``) or use their
+    first configuration (``False``).  ``NEURALC_TRITON_AUTOTUNE`` still overrides it.  Autograd
+    runs backward kernels on its own threads, which keep the default (autotune)."""
+    token = _AUTOTUNE.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _AUTOTUNE.reset(token)
+
+
+def autotune_enabled() -> bool:
+    """Whether a launch autotunes: ``NEURALC_TRITON_AUTOTUNE=0``/``1`` when set, else the
+    enclosing ``autotuning(...)`` block, else yes.
+
+    Read at every launch.  Turning it off saves the compile-and-time sweep where only
+    correctness matters (GPU tests) or where start-up time does.
     """
-    return os.environ.get("NEURALC_TRITON_AUTOTUNE", "1").strip() != "0"
+    forced = os.environ.get("NEURALC_TRITON_AUTOTUNE", "").strip()
+    if forced:
+        return forced != "0"
+    chosen = _AUTOTUNE.get()
+    return True if chosen is None else chosen
 
 
 def _grid(grid: Any, meta: dict[str, Any]) -> Any:

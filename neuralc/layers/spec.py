@@ -1,4 +1,10 @@
-"""The vocabulary of the registry: parameters, weights, shape errors, layer specs."""
+"""The vocabulary of the registry: parameters, weights, shape errors, layer specs.
+
+Every layer's shape rule also enforces the size limits no layer may exceed (`SizedRule`): each
+dimension of its inputs and output fits in an int64, and no weight tensor has more than
+`MAX_WEIGHT_ELEMENTS` elements. The frontend, the verifier and shape inference all call
+`spec.infer`, so all of them reject such sizes with a ShapeError at the layer.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any
 
-from neuralc.ir.types import TensorType
+from neuralc.ir.types import INT64_MAX, TensorType
 
 
 class _Required:
@@ -94,6 +100,59 @@ Attrs = Mapping[str, Any]
 ShapeRule = Callable[[Attrs, list[TensorType]], TensorType]
 WeightRule = Callable[[Attrs, list[TensorType]], dict[str, WeightSpec]]
 
+# The most elements one weight tensor may have: 2**40 (4 TiB as float32). Real models stay far
+# below (the largest matrices of today's language models hold about 2**30); a larger weight is
+# a typo in a size that no device could allocate, so it is reported at the layer instead of as
+# an allocation failure when the model is built.
+MAX_WEIGHT_ELEMENTS = 2**40
+
+
+class SizedRule:
+    """A layer's shape rule plus the size limits of every layer (see the module docstring).
+
+    LayerSpec wraps its `infer` in one; it compares (and hashes) as the rule it wraps."""
+
+    __slots__ = ("rule", "spec")
+
+    def __init__(self, rule: ShapeRule, spec: LayerSpec) -> None:
+        self.rule = rule
+        self.spec = spec
+
+    def __call__(self, attrs: Attrs, inputs: list[TensorType]) -> TensorType:
+        name = self.spec.name
+        for t in inputs:
+            _check_dims(name, "an input", t)
+        out = self.rule(attrs, inputs)
+        _check_dims(name, "the output", out)
+        if not self.spec.takes_body:  # a body's layers are checked on their own
+            for key, weight in self.spec.weights(attrs, inputs).items():
+                if weight.size > MAX_WEIGHT_ELEMENTS:
+                    shape = " x ".join(f"{d:,}" for d in weight.shape)
+                    raise ShapeError(
+                        f"{name} weight '{key}' would have {weight.size:,} elements ({shape}), "
+                        f"more than the limit of 2**40 = {MAX_WEIGHT_ELEMENTS:,} per tensor",
+                        note="no device can allocate a tensor this large (4 TiB as float32 at "
+                        "the limit); check this layer's size arguments and its input shape")
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SizedRule) and other.rule == self.rule
+
+    def __hash__(self) -> int:
+        return hash(self.rule)
+
+    def __repr__(self) -> str:
+        return f"SizedRule({self.rule!r})"
+
+
+def _check_dims(layer: str, which: str, t: TensorType) -> None:
+    for d in t.shape:
+        if isinstance(d, int) and not isinstance(d, bool) and d > INT64_MAX:
+            shown = str(d) if d.bit_length() <= 128 else f"a {d.bit_length()}-bit integer"
+            raise ShapeError(
+                f"{layer}: {which} has the dimension {shown}, which does not fit in a 64-bit "
+                "integer", note=f"sizes are at most 2**63 - 1 = {INT64_MAX:,}")
+
 
 def no_weights(attrs: Attrs, inputs: list[TensorType]) -> dict[str, WeightSpec]:
     return {}
@@ -120,6 +179,12 @@ class LayerSpec:
     tags: frozenset[str] = frozenset()
     # Attached by neuralc.lower.*: target name -> lowering callable. Not part of identity.
     lowerings: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # `infer` as given is the layer's own rule; every caller gets it with the size limits.
+        # (dataclasses.replace passes the wrapped rule back in: unwrap it first.)
+        rule = self.infer.rule if isinstance(self.infer, SizedRule) else self.infer
+        object.__setattr__(self, "infer", SizedRule(rule, self))
 
     @property
     def op_name(self) -> str:

@@ -98,7 +98,7 @@ OPTIMIZER_ALIASES = {
 # name -> (parameters in positional order, how many are required)
 SCHEDULE_PARAMS: dict[str, tuple[tuple[str, ...], int]] = {
     "ExponentialDecay": (("initial_learning_rate", "decay_steps", "decay_rate", "staircase"), 3),
-    "StepDecay": (("initial_learning_rate", "decay_steps", "decay_rate"), 2),
+    "StepDecay": (("initial_learning_rate", "decay_steps", "decay_rate"), 3),
     "CosineDecay": (
         ("initial_learning_rate", "decay_steps", "alpha", "warmup_target", "warmup_steps"),
         2,
@@ -182,9 +182,11 @@ def training_config(network: Network, notes: list[str] | None = None) -> dict[st
 
 def _concrete(value: Attr, where: str, notes: list[str]) -> Any:
     if isinstance(value, HPOAttr):
+        from neuralc.frontend.values import show  # the value as the DSL spells it
+
         chosen = value.candidates()[0]
         notes.append(
-            f"{where}: HPO({value.kind}(...)) is open; using {chosen!r} "
+            f"{where}: HPO({value.kind}(...)) is open; using {show(chosen)} "
             "(`neuralc tune` searches it)"
         )
         return _concrete(chosen, where, notes)

@@ -1,7 +1,10 @@
-"""`autotune` (-O3): record on the module that kernels may be autotuned.
+"""`autotune` (-O3): record that the fused kernels should be autotuned.
 
-Autotuning itself is the kernels' business at run time (`neuralc.kernels`); the compiler only
-marks the module, `module attributes {autotune = true}`, for the emitters to pass on.
+Autotuning itself is the kernels' business at run time (`neuralc.kernels.autotuning`); the
+compiler marks the module, `module attributes {autotune = true}`, and each network
+(`attributes {autotune = true}`: an emitter is handed one network), and the PyTorch emitter
+makes the forward autotune its Triton kernels. Without the mark (-O2) they launch each kernel's
+first configuration: no search on the first call.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ class Autotune(Pass):
     min_level = 3
 
     def run(self, module: Module, ctx: PassContext) -> bool:
-        if module.attrs.get("autotune") is True:
-            return False
+        changed = module.attrs.get("autotune") is not True
         module.attrs["autotune"] = True
-        return True
+        for net in module.networks:
+            changed |= net.attrs.get("autotune") is not True
+            net.attrs["autotune"] = True
+        return changed

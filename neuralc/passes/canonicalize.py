@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from neuralc.ir.core import Block, Module, Network, Operation, Value, VerifyError
 from neuralc.ir.types import HPOAttr
 from neuralc.layers.spec import ShapeError
-from neuralc.passes.base import Pass, PassContext, register_pass
+from neuralc.passes.base import Pass, PassContext, option, pipeline_error, register_pass
 from neuralc.passes.rewrite import is_attached, producer
 
 
@@ -262,8 +262,9 @@ def apply_rules(module: Module, ctx: PassContext, rules: tuple[Rule, ...], pass_
     changed = False
     for net in module.networks:
         rw = Rewriter(net, ctx)
+        fired: dict[str, int] = {}  # bound even when max_iterations < 1 (a direct call)
         for _ in range(max_iterations):
-            fired: dict[str, int] = {}
+            fired = {}
             for op in list(net.walk()):
                 if op.op not in table or not is_attached(op):
                     continue
@@ -292,16 +293,21 @@ class Canonicalize(Pass):
     name = "canonicalize"
     description = "local simplifications: identities, single repeats, transpose/reshape chains"
     min_level = 1
-    max_iterations: int = 10
+    max_iterations: int = option(10, minimum=1)
     disable: str = ""  # comma-separated rule names to leave out
 
-    def run(self, module: Module, ctx: PassContext) -> bool:
-        off = {r.strip() for r in self.disable.split(",") if r.strip()}
-        unknown = off - {r.name for r in RULES}
-        if unknown:
-            from neuralc.passes.pipeline import pipeline_error
-
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = self.disabled_rules() - {r.name for r in RULES}
+        if unknown:  # checked when the pipeline is built, before any pass runs
             raise pipeline_error(f"canonicalize has no rule '{sorted(unknown)[0]}'",
-                                 "rules: " + ", ".join(r.name for r in RULES))
+                                 # reshape-chain is in both tables: list each name once
+                                 "rules: " + ", ".join(dict.fromkeys(r.name for r in RULES)))
+
+    def disabled_rules(self) -> set[str]:
+        return {r.strip() for r in self.disable.split(",") if r.strip()}
+
+    def run(self, module: Module, ctx: PassContext) -> bool:
+        off = self.disabled_rules()
         rules = tuple(r for r in RULES if r.name not in off)
         return apply_rules(module, ctx, rules, self.name, self.max_iterations)

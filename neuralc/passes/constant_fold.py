@@ -12,8 +12,13 @@ Folded here (numpy only): `tensor.add`, `tensor.sub`, `tensor.mul`, `tensor.div`
 broadcasting), `tensor.neg`, `tensor.reshape` (to the result type), `tensor.transpose`
 (attribute `perm`). The folded op becomes a `tensor.constant` in place (same name, location and
 device). Left alone: results of more than `max-elements` elements, bf16 (numpy has none),
-non-static shapes, and results over `inline-limit` elements when base64 is not accepted. A
-result whose elements are all equal is written as a splat. Constants left unused are dce's.
+non-static shapes, results over `inline-limit` elements when base64 is not accepted, and anything
+numpy cannot evaluate exactly as the emitted code would: an integer `tensor.div` whose quotient
+is not exact (division by zero included: numpy would warn and give garbage, and truncating,
+flooring and true division disagree), a float result cast to an integer type that is not finite,
+and a constant whose value does not fit its type. A result whose elements are all equal (bit for
+bit, so NaN splats stay splats and -0.0 stays apart from 0.0) is written as a splat. Constants
+left unused are dce's.
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ from typing import Any
 
 from neuralc.ir.core import Module, Operation
 from neuralc.ir.types import Attr, TensorType
-from neuralc.passes.base import Pass, PassContext, register_pass
+from neuralc.passes.base import Pass, PassContext, option, register_pass
 from neuralc.passes.rewrite import producer
 
 CONSTANT = "tensor.constant"
 INLINE_LIMIT = 4096
 NUMPY_DTYPES = {"f64": "float64", "f32": "float32", "f16": "float16", "i64": "int64",
                 "i32": "int32", "i8": "int8", "bool": "bool"}
+INTEGER_DTYPES = ("i64", "i32", "i8")
 
 
 def static_shape(t: TensorType) -> tuple[int, ...] | None:
@@ -58,7 +64,7 @@ def decode_constant(op: Operation) -> Any:
         if array.ndim == 0:
             return np.full(shape, array, dtype=dtype)
         return array.reshape(shape) if array.size == prod(shape) else None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: 2**70 as i64
         return None
 
 
@@ -68,10 +74,13 @@ def encode_constant(array: Any, inline_limit: int = INLINE_LIMIT,
     to `inline_limit` elements, else base64 (None when that is not allowed)."""
     import numpy as np
 
-    flat = array.reshape(-1)
+    flat = np.ascontiguousarray(array.reshape(-1))
     if array.ndim == 0:
         return array.item()  # type: ignore[no-any-return]
-    if flat.size > 0 and bool((flat == flat[0]).all()):
+    # Bit-for-bit equality: `==` says NaN != NaN (nan*nan would expand into a tuple) and
+    # -0.0 == 0.0 (a splat would lose the sign).
+    raw = flat.view(np.uint8).reshape(flat.size, -1)
+    if flat.size > 0 and bool((raw == raw[0]).all()):
         return flat[0].item()  # type: ignore[no-any-return]
     if array.size <= inline_limit:
         return _tuples(array.tolist())
@@ -133,15 +142,46 @@ def _transpose(op: Operation, args: list[Any]) -> Any:
     return args[0].transpose(perm)
 
 
+def _div(op: Operation, args: list[Any]) -> Any:
+    import numpy as np
+
+    if len(args) != 2:
+        return None
+    if op.results[0].type.dtype in INTEGER_DTYPES:
+        num, den = np.broadcast_arrays(args[0].astype("int64"), args[1].astype("int64"))
+        # Only exact quotients: the emitters spell it `/` (true division), numpy's integer
+        # division floors and C truncates, and they all agree only when the remainder is 0.
+        if (den == 0).any() or (num % np.where(den == 0, 1, den) != 0).any():
+            return None
+        return num // den
+    with np.errstate(all="ignore"):
+        return np.divide(args[0], args[1])
+
+
 FOLDERS: dict[str, Callable[[Operation, list[Any]], Any]] = {
     "tensor.add": _binary("add"),
     "tensor.sub": _binary("subtract"),
     "tensor.mul": _binary("multiply"),
-    "tensor.div": _binary("divide"),
+    "tensor.div": _div,
     "tensor.neg": _neg,
     "tensor.reshape": lambda op, args: _reshape(op, args[:1]) if args else None,
     "tensor.transpose": _transpose,
 }
+
+
+def _castable(result: Any, dtype: str) -> bool:
+    """Whether `result` converts to the numpy `dtype` without numpy's undefined cast (a float
+    NaN, infinity or out-of-range value to an integer type gives INT_MIN and a RuntimeWarning).
+    """
+    import numpy as np
+
+    if not np.issubdtype(np.dtype(dtype), np.integer) or not np.issubdtype(
+            result.dtype, np.floating):
+        return True
+    info = np.iinfo(dtype)
+    with np.errstate(all="ignore"):
+        fits = np.isfinite(result) & (result >= info.min) & (result < -float(info.min))
+    return bool(fits.all())
 
 
 def fold_op(op: Operation, max_elements: int, inline_limit: int = INLINE_LIMIT,
@@ -163,9 +203,12 @@ def fold_op(op: Operation, max_elements: int, inline_limit: int = INLINE_LIMIT,
             return False
         args.append(array)
     result = FOLDERS[op.op](op, args)
-    if result is None or tuple(result.shape) != shape:
+    if result is None or tuple(result.shape) != shape or not _castable(result, dtype):
         return False
-    value = encode_constant(result.astype(dtype), inline_limit, base64_ok)
+    import numpy as np
+
+    with np.errstate(all="ignore"):  # int overflow wraps, as the emitted integer ops do
+        value = encode_constant(result.astype(dtype), inline_limit, base64_ok)
     if value is None:
         return False
     op.op = CONSTANT
@@ -182,8 +225,8 @@ class ConstantFold(Pass):
     name = "constant-fold"
     description = "evaluate ops whose operands are constants (add, mul, reshape, transpose, ...)"
     min_level = 1
-    max_elements: int = 1_000_000
-    inline_limit: int = INLINE_LIMIT
+    max_elements: int = option(1_000_000, minimum=1)
+    inline_limit: int = option(INLINE_LIMIT, minimum=0)
 
     def run(self, module: Module, ctx: PassContext) -> bool:
         changed = False

@@ -10,7 +10,10 @@ the verifier's finding at the offending op's source location, and the IR the pas
 
 - `print_after`: `True` (every pass) or pass names; prints `// IR after PASS` and the IR to
   `stream` (stderr by default, so stdout stays the artifact). The header is an IR comment, so
-  the dump still parses.
+  the dump still parses. A name that is not in the pipeline is an error (it would print
+  nothing), listing the pipeline's passes.
+- The passes see the pipeline's pass names (`PassContext.pipeline`) and, for a `Pipeline`
+  built with `--disable-pass`, the disabled ones (`PassContext.disabled`).
 - `dump_dir`: writes `00_input.nir`, `01_unroll-repeat.nir`, ... (one file per pass run, fixpoint
   iterations included, numbered in execution order).
 - `time`: records (pass, ms, modified) per run and prints the table after the pipeline.
@@ -30,8 +33,8 @@ from typing import TextIO
 
 from neuralc.diagnostics import CompileError, Diagnostic
 from neuralc.ir.core import Module, VerifyError, primary_loc
-from neuralc.passes.base import Pass, PassContext
-from neuralc.passes.pipeline import FixpointGroup, PipelineItem, format_pass
+from neuralc.passes.base import Pass, PassContext, pipeline_error
+from neuralc.passes.pipeline import FixpointGroup, PipelineItem, flatten, format_pass
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class PassManager:
         time: bool = False,
         stream: TextIO | None = None,
     ) -> None:
+        self.disabled = tuple(getattr(passes, "disabled", ()))
         self.passes = list(passes)
         self.ctx = ctx if ctx is not None else PassContext()
         self.verify_each = verify_each
@@ -74,6 +78,10 @@ class PassManager:
 
     def run(self, module: Module) -> bool:
         """Run the pipeline on `module` in place; return whether any pass changed it."""
+        names = tuple(type(p).name for p in flatten(self.passes))
+        self._check_print_after(names)
+        self.ctx.pipeline = names
+        self.ctx.disabled = tuple(dict.fromkeys((*self.ctx.disabled, *self.disabled)))
         if self.verify_input:
             self._verify(module, None)
         if self.dump_dir is not None:
@@ -87,6 +95,16 @@ class PassManager:
             if self.time:
                 self.out.write(self.timing_table())
         return changed
+
+    def _check_print_after(self, names: tuple[str, ...]) -> None:
+        if isinstance(self.print_after, bool):
+            return
+        missing = [n for n in self.print_after if n not in names]
+        if missing:
+            listed = ", ".join(dict.fromkeys(names)) or "(no passes)"
+            raise pipeline_error(
+                f"--print-ir-after {missing[0]}: pass '{missing[0]}' is not in this pipeline",
+                f"this pipeline runs: {listed}")
 
     # -- running ------------------------------------------------------------------------------
 
@@ -169,7 +187,9 @@ class PassManager:
         assert self.dump_dir is not None
         path = self.dump_dir / f"{self._dumps:02d}_{label}.nir"
         self._dumps += 1
-        path.write_text(print_module(module))
+        from neuralc.fileio import write_atomic
+
+        write_atomic(path, print_module(module).encode())  # a full disk is the user's error
         return path
 
     def timing_table(self) -> str:

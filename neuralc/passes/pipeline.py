@@ -22,8 +22,8 @@ import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from neuralc.diagnostics import CompileError, Diagnostic, did_you_mean
-from neuralc.passes.base import PASSES, Pass
+from neuralc.diagnostics import did_you_mean
+from neuralc.passes.base import PASSES, Pass, PipelineError, pipeline_error
 
 FIXPOINT = "fixpoint"
 DEFAULT_MAX_ITERATIONS = 10
@@ -59,12 +59,18 @@ PipelineItem = Pass | FixpointGroup
 Spec = PassSpec | FixpointSpec
 
 
-class PipelineError(CompileError):
-    """A malformed or unknown pipeline."""
+class Pipeline(list[PipelineItem]):
+    """A built pipeline: its items, plus the pass names `--disable-pass` took out of it, which
+    the pass manager hands to the passes (`PassContext.disabled`) so that a legality failure
+    can say the pass that lowers an op was disabled rather than missing."""
+
+    disabled: tuple[str, ...] = ()
 
 
-def pipeline_error(message: str, *notes: str | None) -> PipelineError:
-    return PipelineError(Diagnostic(message, None, "error", tuple(n for n in notes if n)))
+def as_pipeline(items: Iterable[PipelineItem], disabled: Iterable[str] = ()) -> Pipeline:
+    out = Pipeline(items)
+    out.disabled = tuple(dict.fromkeys(disabled))
+    return out
 
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -243,8 +249,13 @@ def _convert(pass_name: str, key: str, text: str, hint: object) -> object:
             return kind(text)
         except ValueError:
             continue
-    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    names = " or ".join(_KINDS.get(o, getattr(o, "__name__", str(o))) for o in options)
     raise pipeline_error(f"option '{key}' of pass '{pass_name}' must be {names}, got {text!r}")
+
+
+# How `_convert` names the types an option accepts (users read "an integer", not "int").
+_KINDS: dict[object, str] = {bool: "true or false", int: "an integer", float: "a number",
+                             str: "a string", type(None): "none"}
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -288,7 +299,7 @@ def flatten(items: Iterable[PipelineItem]) -> list[Pass]:
 
 def without(items: Iterable[PipelineItem], names: Iterable[str]) -> list[PipelineItem]:
     """The pipeline minus every pass named in `names` (`--disable-pass`); emptied groups go."""
-    drop = set(names)
+    drop = list(names)
     out: list[PipelineItem] = []
     for item in items:
         if isinstance(item, FixpointGroup):
@@ -297,13 +308,14 @@ def without(items: Iterable[PipelineItem], names: Iterable[str]) -> list[Pipelin
                 out.append(dataclasses.replace(item, passes=tuple(inner)))
         elif type(item).name not in drop:
             out.append(item)
-    return out
+    return as_pipeline(out, [*getattr(items, "disabled", ()), *drop])
 
 
 def replace_options(items: Iterable[PipelineItem], name: str, **changes: object
                     ) -> list[PipelineItem]:
-    """The pipeline with `changes` applied to every pass named `name`."""
-    out: list[PipelineItem] = []
+    """The pipeline with `changes` applied to every pass named `name` (its disabled names
+    kept)."""
+    out = as_pipeline((), getattr(items, "disabled", ()))
     for item in items:
         if isinstance(item, FixpointGroup):
             out.append(dataclasses.replace(
@@ -316,7 +328,8 @@ def replace_options(items: Iterable[PipelineItem], name: str, **changes: object
 
 
 __all__ = [
-    "FIXPOINT", "FixpointGroup", "FixpointSpec", "PassSpec", "PipelineError", "PipelineItem",
-    "build_pipeline", "flatten", "format_pass", "format_pipeline", "make_pass", "parse_pipeline",
-    "pass_options", "pipeline_error", "replace_options", "unknown_pass", "without",
+    "FIXPOINT", "FixpointGroup", "FixpointSpec", "PassSpec", "Pipeline", "PipelineError",
+    "PipelineItem", "as_pipeline", "build_pipeline", "flatten", "format_pass", "format_pipeline",
+    "make_pass", "parse_pipeline", "pass_options", "pipeline_error", "replace_options",
+    "unknown_pass", "without",
 ]

@@ -36,7 +36,7 @@ from neuralc.ir.builder import value_names
 from neuralc.ir.core import Block, Module, Network, Operation, Value, primary_loc
 from neuralc.ir.naming import NameScope
 from neuralc.ir.shapes import concrete_attrs
-from neuralc.passes.base import Pass, PassContext, register_pass
+from neuralc.passes.base import Pass, PassContext, option, register_pass
 from neuralc.passes.rewrite import producer
 from neuralc.passes.traits import layer_spec
 
@@ -69,6 +69,40 @@ def is_available(device: str, available: tuple[str, ...]) -> bool:
     if device == "cuda":
         return any(d.startswith("cuda") for d in available)
     return device == "cuda:0" and "cuda" in available
+
+
+def parse_devices(text: str, flag: str = "--devices") -> tuple[str, ...]:
+    """`--devices cuda:0,cuda:1` as device names (`gpu` spelled `cuda`). An empty entry or a
+    device listed twice is an error: `auto` would otherwise split a stack onto one device twice
+    (or silently drop the typo)."""
+    devices: list[str] = []
+    for entry in text.split(","):
+        device = entry.strip()
+        if not device:
+            raise CompileError(Diagnostic(
+                f"empty device in {flag} \"{text}\"", None, "error",
+                ('separate devices with single commas, e.g. "cuda:0,cuda:1"',)))
+        if device == "auto" or not valid_device(device):
+            raise CompileError(Diagnostic(
+                f'invalid device "{device}" in {flag}', None, "error",
+                ('list devices such as "cuda:0,cuda:1" (or "cpu", "cuda", "gpu")',)))
+        devices.append(normalize(device) or device)
+    check_device_list(tuple(devices), flag)
+    return tuple(devices)
+
+
+def check_device_list(devices: tuple[str, ...], flag: str = "--devices") -> None:
+    """Raise a diagnostic for a device listed twice (`cuda` and `cuda:0` are one device)."""
+    seen: dict[str, str] = {}
+    for device in devices:
+        physical = canonical(device)
+        if physical in seen:
+            same = (f"'{seen[physical]}' and '{device}' are the same device"
+                    if seen[physical] != device else f"'{device}' is listed twice")
+            raise CompileError(Diagnostic(
+                f"{flag} lists {physical} more than once: {same}", None, "error",
+                ("list each device once, e.g. --devices cuda:0,cuda:1",)))
+        seen[physical] = device
 
 
 def network_device(net: Network) -> str | None:
@@ -148,7 +182,7 @@ class _Placer:
         devices = list(self.ctx.devices) or [
             d for d in (self.ctx.available_devices or ()) if d.startswith("cuda")]
         if not devices:
-            self.ctx.warnings.append(Diagnostic(
+            self.ctx.warn(Diagnostic(
                 f"network '{self.net.name}' is placed on 'auto' but no devices are listed; "
                 "it runs on the host", primary_loc(self.net.loc), "warning",
                 ("list devices with --devices cuda:0,cuda:1",)))
@@ -281,18 +315,15 @@ class PlaceDevices(Pass):
     min_level = 0
     device: str | None = None  # place everything here (build's --device)
     insert_transfers: bool = True
-    balance: str = "flops"  # how `auto` balances its stages: "flops" or "params"
+    balance: str = option("flops", choices=("flops", "params"))  # how `auto` balances stages
 
     def run(self, module: Module, ctx: PassContext) -> bool:
+        check_device_list(ctx.devices)  # `auto` would put two stages on one device
         override = normalize(self.device)
         if override is not None and not valid_device(override):
             raise CompileError(Diagnostic(
                 f'invalid device "{self.device}"', None, "error",
                 ('valid devices are "cpu", "cuda", "cuda:N", "gpu" and "auto"',)))
-        if self.balance not in ("flops", "params"):
-            raise CompileError(Diagnostic(
-                f"place-devices: unknown balance '{self.balance}'", None, "error",
-                ('use place-devices{balance=flops} or place-devices{balance=params}',)))
         changed = False
         errors: list[Diagnostic] = []
         for net in module.networks:

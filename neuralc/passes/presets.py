@@ -16,6 +16,12 @@ Stages: a pass belongs to the stage its output is in (a `produces_stage` class a
 the final ones (placement, precision); a stage beyond the level's reach adds the passes that
 lower to it (`--emit tensor` at -O0 lowers one-to-one, without fusion).
 
+`--emit tensor|kernel` promises IR of that stage, so a pipeline that could stop short of it (or
+run past it, on fused input) ends with `legalize{stage=S,emit=true}`: an explicit pipeline always
+(whether it lowers far enough depends on its passes and its input), a preset unless it checks
+that stage already (`legalize{stage=kernel}`) or `--disable-pass legalize` said not to. The
+failure says where the pipeline ended and which pass to add.
+
 Passes named here that are not registered (the lowering and fusion passes, until they exist)
 are an error only when a requested pipeline needs them.
 """
@@ -25,8 +31,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from neuralc.passes.base import PASSES, Pass
-from neuralc.passes.pipeline import build_pipeline, parse_pipeline, pipeline_error
+from neuralc.passes.base import PASSES
+from neuralc.passes.pipeline import (
+    Pipeline,
+    as_pipeline,
+    build_pipeline,
+    parse_pipeline,
+    pipeline_error,
+)
 
 STAGES = ("nn", "tensor", "kernel")
 FINAL = "final"
@@ -104,7 +116,17 @@ def preset_entries(level: int, stop_after: str | None = None,
         if entry.min_level <= level or (entry.lowers and stop_after is not None
                                         and limit >= STAGES.index("tensor")):
             out.append(entry)
+    # lower-nn-to-tensor passes kernel ops through (re-optimizing `--emit kernel` output), so
+    # only a check of the stage itself makes sure `--emit tensor` prints tensor IR.
+    checked = any(e.name == "legalize" and f"stage={stop_after}" in e.text for e in out)
+    if stop_after in ("tensor", "kernel") and not checked and "legalize" not in off:
+        out.append(PresetEntry(emit_check(stop_after), 0, stop_after, lowers=True))
     return out
+
+
+def emit_check(stage: str) -> str:
+    """The legality check that `--emit STAGE` appends (pipeline text)."""
+    return f"legalize{{stage={stage},emit=true}}"
 
 
 def preset_text(level: int, stop_after: str | None = None, disabled: Iterable[str] = ()) -> str:
@@ -113,9 +135,10 @@ def preset_text(level: int, stop_after: str | None = None, disabled: Iterable[st
 
 
 def pipeline_for_level(level: int, stop_after: str | None = None,
-                       disabled: Iterable[str] = ()) -> list[Pass]:
+                       disabled: Iterable[str] = ()) -> Pipeline:
     """The -O preset as pass instances; `stop_after` is `--emit`'s stage; `disabled` are
     `--disable-pass` names."""
+    disabled = tuple(disabled)
     entries = preset_entries(level, stop_after, disabled)
     missing = [e.name for e in entries if e.name not in PASSES]
     if missing:
@@ -124,7 +147,7 @@ def pipeline_for_level(level: int, stop_after: str | None = None,
         raise pipeline_error(
             f"{what} needs pass(es) {names}, which this build of neuralc does not have",
             "use -O1 (or --emit nn), or --disable-pass NAME to leave a pass out")
-    return build_pipeline(",".join(e.text for e in entries))  # type: ignore[return-value]
+    return as_pipeline(build_pipeline(",".join(e.text for e in entries)), disabled)
 
 
 def check_stage(stage: str | None) -> None:
@@ -141,7 +164,8 @@ def pass_stage(name: str) -> str | None:
 
 def truncate(text: str, stop_after: str) -> str:
     """An explicit pipeline cut at `stop_after` (`--emit`): everything before the first pass
-    that goes beyond that stage, then the FINAL passes that came after it."""
+    that goes beyond that stage, then the FINAL passes that came after it, then (tensor and
+    kernel) the check that the IR got there."""
     check_stage(stop_after)
     limit = STAGES.index(stop_after)
     specs = parse_pipeline(text)
@@ -154,6 +178,8 @@ def truncate(text: str, stop_after: str) -> str:
         cut |= beyond
         if not cut or all(s == FINAL for s in stages):
             kept.append(_spec_text(text, spec))
+    if stop_after != "nn":  # nn IR is where every pipeline starts: nothing to check
+        kept.append(emit_check(stop_after))
     return ",".join(kept)
 
 
@@ -176,5 +202,5 @@ def _spec_text(text: str, spec: object) -> str:
     return spec.name + (f"{{{options}}}" if options else "")
 
 
-__all__ = ["FINAL", "LEVELS", "PRESET", "PRESET_NAMES", "STAGES", "PresetEntry", "pass_stage",
-           "pipeline_for_level", "preset_entries", "preset_text", "truncate"]
+__all__ = ["FINAL", "LEVELS", "PRESET", "PRESET_NAMES", "STAGES", "PresetEntry", "emit_check",
+           "pass_stage", "pipeline_for_level", "preset_entries", "preset_text", "truncate"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neuralc.ir.core import Module, Network
-from neuralc.passes.base import Pass, PassContext, register_pass
+from neuralc.passes.base import Pass, PassContext, option, register_pass
 
 REDUCED = ("bf16", "f16")
 
@@ -51,11 +51,7 @@ class SetPrecision(Pass):
     name = "set-precision"
     description = "mark networks on CUDA for bf16 (or f16) autocast where the model allows it"
     min_level = 3
-    dtype: str = "bf16"
-
-    def __post_init__(self) -> None:
-        if self.dtype not in REDUCED:
-            raise ValueError(f"dtype must be one of {', '.join(REDUCED)}, got {self.dtype!r}")
+    dtype: str = option("bf16", choices=REDUCED)
 
     def run(self, module: Module, ctx: PassContext) -> bool:
         changed = False

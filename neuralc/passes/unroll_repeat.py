@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from neuralc.ir.core import Block, Module, Network, Operation, Value
 from neuralc.ir.naming import unrolled_name
 from neuralc.ir.shapes import REPEAT, YIELD, infer_op
-from neuralc.passes.base import Pass, PassContext, register_pass
+from neuralc.passes.base import Pass, PassContext, option, register_pass
 
 
 @register_pass
@@ -32,7 +32,7 @@ class UnrollRepeat(Pass):
     name = "unroll-repeat"
     description = "every nn.repeat becomes N distinct copies of its body"
     min_level = 2
-    max_count: int | None = None
+    max_count: int | None = option(None, minimum=1)
 
     def run(self, module: Module, ctx: PassContext) -> bool:
         changed = False

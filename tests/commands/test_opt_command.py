@@ -31,7 +31,7 @@ def test_opt_round_trips_check_output(tmp_path: Path, capsys: pytest.CaptureFixt
     assert out_file.read_text() == ir_text
 
 
-def test_opt_reports_verifier_errors_at_the_source(tmp_path: Path,
+def test_opt_reports_verifier_errors_in_the_ir_file(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     text = (
         'module {\n'
@@ -46,7 +46,10 @@ def test_opt_reports_verifier_errors_at_the_source(tmp_path: Path,
     ir_file.write_text(text)
     assert main(["opt", str(ir_file)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("m.neural:4:5: error: IR verification failed: ")
+    # At the op's line in the .nir (with its text and a caret), then where it came from.
+    assert err.startswith(f"{ir_file}:3:5: error: IR verification failed: "), err
+    assert err.splitlines()[1] == "  " + text.splitlines()[2]
+    assert "m.neural:4:5: note: the op comes from here" in err
     assert "f32[N,4]" in err and "f32[N,5]" in err
 
 

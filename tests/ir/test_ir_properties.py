@@ -18,7 +18,7 @@ from neuralc.ir.verifier import find_problems
 SETTINGS = settings(max_examples=120, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
-dims = st.one_of(st.integers(0, 4096), st.sampled_from(["N", "M", "seq", "B_2"]))
+dims = st.one_of(st.integers(1, 4096), st.sampled_from(["N", "M", "seq", "B_2"]))
 types = st.builds(TensorType, st.lists(dims, max_size=4).map(tuple), st.sampled_from(DTYPES))
 # Identifier-like and arbitrary keys (the latter print quoted). Sampled pieces rather than
 # st.from_regex, which is slow to draw from.
@@ -29,6 +29,10 @@ call_names = st.one_of(st.sampled_from(["Adam", "SGD", "tf.keras.Adam", "true", 
 numbers = st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6))
 leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(),
                    st.text(max_size=8))
+# An op's integer attributes are int64 (the verifier checks); module and network attributes may
+# hold bigger ones.
+op_leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(),
+                      st.text(max_size=8))
 
 
 def _extend(children: st.SearchStrategy[Attr]) -> st.SearchStrategy[Attr]:
@@ -48,8 +52,9 @@ def _extend(children: st.SearchStrategy[Attr]) -> st.SearchStrategy[Attr]:
 
 attr_values = st.recursive(leaves, _extend, max_leaves=8)
 attr_dicts = st.dictionaries(keys, attr_values, max_size=3)
-source_locs = st.builds(SourceLocation, st.text(max_size=6), st.integers(0, 10**6),
-                        st.integers(0, 999))
+op_attr_dicts = st.dictionaries(keys, st.recursive(op_leaves, _extend, max_leaves=8), max_size=3)
+source_locs = st.builds(SourceLocation, st.text(max_size=6), st.integers(1, 10**6),
+                        st.integers(1, 999))
 locations = st.one_of(st.none(), source_locs,
                       st.lists(source_locs, min_size=1, max_size=3).map(tuple).map(FusedLoc))
 devices = st.one_of(st.none(), st.sampled_from(["cpu", "cuda", "cuda:0", "cuda:7", "gpu",
@@ -96,7 +101,7 @@ def _fill(draw: Draw, block: Block, values: list[Value], namer: _Namer, depth: i
             _fill(draw, region, inner, namer, depth + 1)
             # The body maps T → T: its last op brings the value back to the operand's type.
             last = Operation("test.op", namer(name + ".layer"), _operands(draw, inner, 1),
-                             [x.type], draw(attr_dicts), loc)  # type: ignore[arg-type]
+                             [x.type], draw(op_attr_dicts), loc)  # type: ignore[arg-type]
             region.append(last)
             region.append(Operation("nn.yield", "nn.yield", [last.result], loc=draw(locations)))
             op = Operation("nn.repeat", name, [x], [x.type],
@@ -106,7 +111,7 @@ def _fill(draw: Draw, block: Block, values: list[Value], namer: _Namer, depth: i
             result_types = draw(st.lists(types, min_size=count, max_size=count))
             op = Operation(f"test.{kind}", namer(results=count) if count else "test.multi",
                            _operands(draw, values), result_types,  # type: ignore[arg-type]
-                           draw(attr_dicts), loc, device)  # type: ignore[arg-type]
+                           draw(op_attr_dicts), loc, device)  # type: ignore[arg-type]
         block.append(op)
         values.extend(op.results)
 

@@ -68,7 +68,7 @@ def test_verify_module_raises_the_first_error_only() -> None:
 
 def test_layer_attributes_go_through_validate_attrs() -> None:
     found = check_text('%d = nn.dense(%x) {units = 0, activation = "relu", use_bias = true} '
-                       '-> f32[N,0] loc("m.neural":3:5)', "return(%d)")
+                       '-> f32[N,4] loc("m.neural":3:5)', "return(%d)")
     only_error(found, "invalid attributes")
     found = check_text('%d = nn.dense(%x) {units = 4} -> f32[N,4] loc("m.neural":3:5)',
                        "return(%d)")

@@ -81,3 +81,33 @@ def test_interpreter_after_triton_was_imported_without_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def test_autotuning_switch_and_its_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    """-O2 modules run their kernels inside `autotuning(False)` (first configuration, no
+    search), -O3 modules inside `autotuning(True)`; the environment variable overrides both."""
+    monkeypatch.delenv("NEURALC_TRITON_AUTOTUNE", raising=False)
+    assert dispatch.autotune_enabled()  # direct calls autotune by default
+    with dispatch.autotuning(False):
+        assert not dispatch.autotune_enabled()
+        with dispatch.autotuning(True):
+            assert dispatch.autotune_enabled()
+        assert not dispatch.autotune_enabled()
+    assert dispatch.autotune_enabled()
+    monkeypatch.setenv("NEURALC_TRITON_AUTOTUNE", "0")
+    with dispatch.autotuning(True):
+        assert not dispatch.autotune_enabled()
+    monkeypatch.setenv("NEURALC_TRITON_AUTOTUNE", "1")
+    with dispatch.autotuning(False):
+        assert dispatch.autotune_enabled()
+
+
+def test_first_configuration_is_launched_when_not_autotuning(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEURALC_TRITON_AUTOTUNE", raising=False)
+    launched: list[object] = []
+    tuned = dispatch.TunedKernel(None, ["first", "second"], [], None)
+    monkeypatch.setattr(tuned, "_run", lambda grid, config, args, kwargs: launched.append(config))
+    with dispatch.autotuning(False):
+        tuned[(1,)]()
+    assert launched == ["first"]

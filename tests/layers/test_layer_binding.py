@@ -151,7 +151,17 @@ def test_ill_typed_values(name: str, args: Args, message: str, index: int) -> No
 
 def test_quoted_literals_get_a_note() -> None:
     assert fails("Dense", [(None, "12")]).note == "numbers are written without quotes"
-    assert fails("Dense", [(None, 1), ("use_bias", "True")]).note == "write true without quotes"
+    assert fails("Dense", [(None, 1), ("use_bias", "true")]).note == "write true without quotes"
+
+
+def test_misspelled_booleans_get_a_note_about_the_spelling() -> None:
+    """`use_bias=TRUE` is a bare name, not a quoted string: a note about quotes would not match
+    what was written (bare `true` and `True` are booleans already)."""
+    assert fails("Dense", [(None, 1), ("use_bias", "TRUE")]).note == \
+        "TRUE is not a boolean: write true"
+    assert fails("Dense", [(None, 1), ("use_bias", "False")]).note == \
+        "False is not a boolean: write false"
+    assert fails("Dense", [(None, 1), ("use_bias", 1)]).note == "write true or false"
 
 
 @pytest.mark.parametrize("name,args,message", [
@@ -229,3 +239,80 @@ def test_signatures() -> None:
         'Conv2D(filters, kernel_size, activation="linear", strides=(1, 1), padding="valid", '
         "dilation_rate=(1, 1), use_bias=true)")
     assert signature(spec_of("Flatten")) == "Flatten()"
+
+
+# Notes with the fix ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,args,note", [
+    ("Dropout", [(None, 1.5)],
+     "rate (fraction of inputs zeroed during training) takes a number in [0, 1), e.g. 0.5"),
+    ("Dense", [(None, -5)], "units (output features) takes a positive integer, e.g. 10"),
+    ("Dense", [(None, 0)], "units (output features) takes a positive integer, e.g. 10"),
+    ("Dense", [(None, 10.5)], "units (output features) takes a positive integer, e.g. 10"),
+    ("Dense", [(None, 10.0)], "write 10, without a decimal point"),
+    ("Dense", [(None, HPOAttr("choice", (128, 0)))],
+     "units (output features) takes a positive integer, e.g. 10"),
+    ("Conv2D", [(None, 4), (None, (3, 0))],
+     "kernel_size takes a positive integer or a tuple of 2, e.g. 3 or (3, 3)"),
+    ("Conv2D", [(None, 4), (None, (3, 3, 3))],
+     "kernel_size takes a positive integer or a tuple of 2, e.g. 3 or (3, 3)"),
+    ("Conv2D", [(None, 4), (None, 3), ("padding", "sme")], "did you mean 'same'?"),
+    ("Dense", [(None, 4), ("activation", 3)], 'write an activation name in quotes, e.g. "relu"'),
+    ("Reshape", [(None, (0, 4))], "write sizes without the batch, e.g. (7, 7, 64), or -1 for "
+     "the one dimension inferred from the others, e.g. (-1, 64)"),
+])
+def test_errors_with_an_obvious_fix_have_a_note(name: str, args: Args, note: str) -> None:
+    assert fails(name, args).note == note
+
+
+def test_a_valid_default_is_the_example() -> None:
+    note = fails("BatchNormalization", [("epsilon", 0)]).note
+    assert note is not None and note.endswith("takes a number > 0, e.g. 0.001"), note
+
+
+def test_a_parameter_given_twice_says_which_to_remove() -> None:
+    err = fails("Dense", [(None, 3), ("units", 4)])
+    assert err.arg_index == 1
+    assert err.note == ("'units' is already given as a positional argument (argument 1); "
+                        "remove one of the two")
+    err = fails("TransformerEncoder", [(None, 8), ("dff", 4), ("ff_dim", 5)])
+    assert err.note == "'dff' is already given as 'dff' (argument 2); remove one of the two"
+
+
+# Integers beyond int64 ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,args,index", [
+    ("Dense", [(None, 99999999999999999999999999999999)], 0),
+    ("Dense", [(None, 2**63)], 0),
+    ("Dense", [("use_bias", True), ("units", -(2**64))], 1),
+    ("Conv2D", [(None, 4), (None, (3, 2**70))], 1),
+    ("Reshape", [(None, (4, 2**63))], 0),
+    # float() of this one raised OverflowError: an internal error.
+    ("Dropout", [(None, 10**400)], 0),
+    # HPO bounds and steps, not only the candidates checking enumerates.
+    ("Dense", [(None, HPOAttr("range", (1, 10**20)))], 0),
+    ("Dense", [(None, HPOAttr("range", (1, 9), (("step", 10**20),)))], 0),
+    ("Dense", [(None, HPOAttr("choice", (8, 10**20)))], 0),
+])
+def test_integers_beyond_int64_are_rejected_at_the_argument(name: str, args: Args,
+                                                            index: int) -> None:
+    err = fails(name, args)
+    assert "must fit in a 64-bit integer" in err.message and err.arg_index == index
+    assert err.note is not None and "2**63 - 1 = 9,223,372,036,854,775,807" in err.note
+
+
+def test_the_largest_int64_binds() -> None:
+    assert bound("Dense", [(None, 2**63 - 1)])["units"] == 2**63 - 1
+
+
+def test_a_huge_integer_is_shown_by_its_size() -> None:
+    err = fails("Dense", [(None, 10**5000)])
+    assert err.message == "Dense units must fit in a 64-bit integer, got a 16610-bit integer"
+
+
+def test_the_verifier_check_rejects_them_too() -> None:
+    with pytest.raises(BindError, match="must fit in a 64-bit integer"):
+        validate_attrs(spec_of("Dense"), {"units": 2**64, "activation": "linear",
+                                          "use_bias": True})

@@ -496,3 +496,28 @@ def test_generated_stage_code_is_ruff_clean(tmp_path: Path) -> None:
         check=False,
     )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_o3_modules_autotune_their_kernels_and_o2_modules_do_not(tmp_path: Path) -> None:
+    """`autotune` (-O3) marks the network; the emitted forward runs its Triton kernels inside
+    `kernel_autotuning(AUTOTUNE)` (`contextlib.nullcontext` where neuralc is not installed)."""
+    from neuralc.cli import main
+
+    model = tmp_path / "enc.neural"
+    model.write_text("network Enc {\n  input: (6, 16)\n  layers:\n"
+                     "    TransformerEncoder(num_heads=2, d_model=16, dff=32)\n"
+                     "    GlobalAveragePooling1D()\n    Output(3)\n}\n")
+    texts = {}
+    for level in ("-O2", "-O3"):
+        out = tmp_path / f"enc{level}.py"
+        assert main(["build", str(model), "--target", "pytorch", level, "-o", str(out)]) == 0
+        texts[level] = out.read_text()
+        assert "with kernel_autotuning(AUTOTUNE):" in texts[level]
+    assert "AUTOTUNE = False" in texts["-O2"] and "AUTOTUNE = True" in texts["-O3"]
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).standard_normal((2, 6, 16)).astype(np.float32))
+    done = subprocess.run([sys.executable, "-I", str(tmp_path / "enc-O3.py"), "--input", str(x),
+                           "-o", str(tmp_path / "y.npy")], capture_output=True, text=True,
+                          cwd="/", check=False)
+    assert done.returncode == 0, done.stderr
+    assert np.load(tmp_path / "y.npy").shape == (2, 3)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import warnings
 
 import numpy as np
+import pytest
 from passes_testlib import ir, roundtrip
 
 from neuralc.ir.core import Operation
@@ -15,6 +17,7 @@ from neuralc.passes.constant_fold import (
     accepts_base64,
     decode_constant,
     encode_constant,
+    fold_op,
 )
 
 
@@ -78,3 +81,38 @@ def test_networks_without_constants_are_skipped() -> None:
     text = FOLD.replace('tensor.constant() {value = (1.0, 2.0, 3.0, 4.0)}',
                         'tensor.activation(%x) {kind = "relu"}')
     assert not ConstantFold().run(ir(text), PassContext())
+
+
+@pytest.mark.parametrize(("value", "dtype"), [(2**70, "i64"), (-(2**70), "i64"), (2**40, "i32"),
+                                              (300, "i8")])
+def test_constants_out_of_their_type_range_are_left_alone(value: int, dtype: str) -> None:
+    """The verifier rejects such constants, but IR built in memory may hold one: folding must
+    leave it, not crash with OverflowError."""
+    t = TensorType((2,), dtype)
+    c = _constant(value, t)
+    assert decode_constant(c) is None
+    add = Operation("tensor.add", "s", [c.results[0], c.results[0]], [t], {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not fold_op(add, 100)
+    assert add.op == "tensor.add" and add.operands == [c.results[0], c.results[0]]
+
+
+def test_integer_division_folds_exact_quotients_only_and_never_warns() -> None:
+    t = TensorType((2,), "i32")
+    results = {}
+    for name, num, den in [("zero", (1, 0), 0), ("inexact", (7, -7), 2), ("exact", (6, -6), 3)]:
+        a, b = _constant(num, t), _constant(den, t)
+        div = Operation("tensor.div", name, [a.results[0], b.results[0]], [t], {})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            results[name] = fold_op(div, 100) and div.attrs["value"]
+    assert results == {"zero": False, "inexact": False, "exact": (2, -2)}
+
+
+def test_nan_and_signed_zero_splats() -> None:
+    nan = np.full((2, 2), np.nan, dtype="float32")
+    value = encode_constant(nan)
+    assert isinstance(value, float) and np.isnan(value)
+    assert encode_constant(np.array([0.0, -0.0], dtype="float32")) == (0.0, -0.0)
+    assert encode_constant(np.array([-0.0, -0.0], dtype="float32")) == -0.0

@@ -7,7 +7,11 @@ import pytest
 from tensor_testlib import FUSE, compile_nn, lowered, run
 
 from neuralc.diagnostics import CompileError
-from neuralc.passes.legality import STAGES, check_legal, illegal_ops
+from neuralc.ir.core import Operation
+from neuralc.ir.printer import print_module
+from neuralc.ir.types import TensorType
+from neuralc.passes.base import PassContext
+from neuralc.passes.legality import STAGES, check_legal, illegal_ops, lowering_note, module_stage
 
 MLP = 'network M { input: (4,) layers: Dense(8, activation="relu") Dense(8) Output(2) }'
 
@@ -21,7 +25,8 @@ def test_nn_ir_is_legal_only_at_the_nn_stage() -> None:
     assert diagnostic.message == ("illegal op 'nn.dense' (%dense) at the tensor stage "
                                   "(and 2 more)")
     assert diagnostic.loc is not None and diagnostic.loc.line == 1
-    assert diagnostic.notes == ("lower-nn-to-tensor has no lowering for it",)
+    # nn.dense has a lowering: the note says to run it, not that it is missing.
+    assert diagnostic.notes == ("run lower-nn-to-tensor first: it lowers this op",)
     assert [op.name for op in illegal_ops(module, "kernel")] == ["dense", "dense_1", "output"]
 
 
@@ -49,3 +54,54 @@ def test_legalize_pass_and_unknown_stages() -> None:
     with pytest.raises(ValueError, match="unknown stage 'llvm'"):
         illegal_ops(module, "llvm")
     assert set(STAGES) == {"nn", "tensor", "kernel"}
+
+
+def _note(module_src: str, stage: str, ctx: PassContext | None) -> str:
+    with pytest.raises(CompileError) as info:
+        check_legal(compile_nn(module_src), stage, ctx)
+    return info.value.diagnostics[0].notes[0]
+
+
+def test_the_note_says_why_the_lowering_did_not_run() -> None:
+    fuse = "fuse-attention, fuse-ffn, fuse-add-layernorm, fuse-bias-act"
+    assert _note(MLP, "kernel", PassContext(pipeline=("cse", "legalize"))) == (
+        f"lower-nn-to-tensor, which lowers it, is not in this pipeline: add it (then {fuse} to "
+        "fuse kernels)")
+    assert _note(MLP, "tensor", PassContext(pipeline=("legalize",),
+                                            disabled=("lower-nn-to-tensor",))) == (
+        "lower-nn-to-tensor, which lowers it, was disabled: drop --disable-pass "
+        "lower-nn-to-tensor")
+    assert _note(MLP, "tensor", PassContext(pipeline=("legalize", "lower-nn-to-tensor"))) == (
+        "lower-nn-to-tensor, which lowers it, runs after this check: move it earlier")
+    # Only an op the lowering really lacks says so.
+    t = TensorType((2,), "f32")
+    unknown = Operation("nn.no_such_layer", "x", [], [t], {})
+    assert lowering_note(unknown, "tensor", PassContext()) == (
+        "lower-nn-to-tensor has no lowering for it")
+
+
+def test_emit_check_names_the_stage_the_pipeline_ends_at() -> None:
+    module = compile_nn(MLP)
+    assert module_stage(module) == "nn"
+    with pytest.raises(CompileError) as info:
+        run(module, "unroll-repeat,legalize{stage=kernel,emit=true}")
+    diagnostic = info.value.diagnostics[0]
+    assert diagnostic.message == ("--emit kernel: the pipeline ends at the nn stage; "
+                                  "'nn.dense' (%dense) is not lowered (and 2 more)")
+    assert diagnostic.notes[0].startswith("lower-nn-to-tensor, which lowers it, is not in this "
+                                          "pipeline: add it (then fuse-attention")
+    run(module, "lower-nn-to-tensor,legalize{stage=kernel,emit=true}")  # tensor ops are legal
+    assert module_stage(module) == "tensor"
+    run(module, FUSE)
+    assert module_stage(module) == "kernel"
+    with pytest.raises(CompileError, match=r"--emit tensor: the IR is already past the tensor "
+                       r"stage; 'kernel\.ffn' .* cannot be turned back"):
+        run(module, "legalize{stage=tensor,emit=true}")
+
+
+def test_lowering_keeps_kernel_ops() -> None:
+    """lower-nn-to-tensor on fused IR (`opt K.nir -O2`) is a no-op, not a legality error."""
+    module = lowered(MLP, "lower-nn-to-tensor," + FUSE)
+    before = print_module(module)
+    run(module, "lower-nn-to-tensor")
+    assert print_module(module) == before and module_stage(module) == "kernel"

@@ -15,7 +15,7 @@ from neuralc.ir.parser import parse_module
 from neuralc.ir.types import TensorType
 from neuralc.passes import Pass, PassContext
 from neuralc.passes.manager import PassManager, fusion_report, timing_table
-from neuralc.passes.pipeline import FixpointGroup, build_pipeline
+from neuralc.passes.pipeline import FixpointGroup, build_pipeline, without
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,25 @@ def test_print_after_named_passes_only() -> None:
                 stream=stream).run(compile_nn())
     assert stream.getvalue().count("// IR after ") == 1
     assert stream.getvalue().startswith("// IR after cse\nmodule {")
+
+
+def test_print_after_a_pass_not_in_the_pipeline_is_an_error() -> None:
+    stream = io.StringIO()
+    manager = PassManager(build_pipeline("remove-dropout,fixpoint(cse,dce),cse"),
+                          print_after={"autotune"}, stream=stream)
+    with pytest.raises(CompileError) as info:
+        manager.run(compile_nn())
+    assert info.value.render() == (
+        "neuralc: error: --print-ir-after autotune: pass 'autotune' is not in this pipeline\n"
+        "note: this pipeline runs: remove-dropout, cse, dce")
+    assert stream.getvalue() == "" and manager.runs == []
+
+
+def test_passes_see_the_pipeline_and_the_disabled_passes() -> None:
+    ctx = PassContext()
+    pipeline = without(build_pipeline("remove-dropout,cse,dce"), ["dce"])
+    PassManager(pipeline, ctx).run(compile_nn())
+    assert ctx.pipeline == ("remove-dropout", "cse") and ctx.disabled == ("dce",)
 
 
 def test_dump_dir_numbers_every_pass_run(tmp_path: Path) -> None:

@@ -74,12 +74,52 @@ def test_print_ir_after_one_pass_and_dump_dir(nir: Path, tmp_path: Path,
     (["-O1", "--print-ir-after", "dcee"], "did you mean 'dce'?"),
     (["--passes", "cse", "--devices", "cuda:0,tpu"], 'invalid device "tpu" in --devices'),
     (["--passes", "place-devices", "--device", "tpu"], 'invalid device "tpu"'),
+    # Option ranges and choices (were internal errors: UnboundLocalError, ValueError).
+    (["--passes", "canonicalize{max-iterations=0}"], "must be at least 1, got 0"),
+    (["--passes", "canonicalize{max-iterations=-1}"], "must be at least 1, got -1"),
+    (["--passes", "legalize{stage=foo}"], "must be one of nn, tensor, kernel, got 'foo'"),
+    (["-O2", "--print-ir-after", "autotune"],
+     "error: --print-ir-after autotune: pass 'autotune' is not in this pipeline\n"
+     "note: this pipeline runs: unroll-repeat, remove-dropout,"),
+    (["-O0", "--devices", "cuda:0,cuda:0"], "--devices lists cuda:0 more than once"),
+    (["-O2", "--emit", "kernel", "--disable-pass", "lower-nn-to-tensor"],
+     "note: lower-nn-to-tensor, which lowers it, was disabled: drop --disable-pass "
+     "lower-nn-to-tensor"),
+    (["--passes", "legalize"], "error: illegal op 'nn.dense' (%dense) at the kernel stage "
+     "(and 6 more)"),
+    (["--passes", "legalize"], "note: lower-nn-to-tensor, which lowers it, is not in this "
+     "pipeline: add it"),
+    (["--passes", "unroll-repeat", "--emit", "kernel"],
+     "error: --emit kernel: the pipeline ends at the nn stage; 'nn.dense' (%dense) is not "
+     "lowered (and 5 more)"),
+    (["--passes", "unroll-repeat", "--emit", "tensor"],
+     "note: lower-nn-to-tensor, which lowers it, is not in this pipeline: add it\n"),
 ])
 def test_flag_errors_are_diagnostics(nir: Path, capsys: pytest.CaptureFixture[str],
                                      argv: list[str], expected: str) -> None:
     assert main(["opt", str(nir), *argv]) == 1
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_o2_on_kernel_ir_is_idempotent(nir: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`opt K.nir -O2` where K.nir is `-O2 --emit kernel` output: kernel ops are a legal
+    superset after lowering, and nothing is left for the passes to do."""
+    kernel = tmp_path / "k.nir"
+    assert main(["opt", str(nir), "-O2", "--emit", "kernel", "-o", str(kernel)]) == 0
+    text = kernel.read_text()
+    assert "kernel." in text and " = nn." not in text
+    capsys.readouterr()
+    for argv in (["-O2"], ["-O2", "--emit", "kernel"], ["-O3"]):
+        assert main(["opt", str(kernel), *argv]) == 0, argv
+        out = capsys.readouterr().out
+        assert out == text or argv == ["-O3"], argv
+    assert "autotune = true" in out
+    # Fused IR cannot be turned back into tensor IR: an error, not kernel IR labelled tensor.
+    assert main(["opt", str(kernel), "-O2", "--emit", "tensor"]) == 1
+    assert "error: --emit tensor: the IR is already past the tensor stage" in \
+        capsys.readouterr().err
 
 
 def test_emit_nn_stops_before_lowering(nir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from neuralc.diagnostics import CompileError
@@ -12,6 +14,7 @@ from neuralc.passes.pipeline import (
     FixpointGroup,
     FixpointSpec,
     PassSpec,
+    Pipeline,
     build_pipeline,
     flatten,
     format_pipeline,
@@ -75,9 +78,25 @@ def test_format_round_trips(text: str) -> None:
     ("cse,dcee", "unknown pass 'dcee' (column 5)\nnote: did you mean 'dce'?"),
     ("unroll-repeat{max-cont=3}", "unknown option 'max-cont' of pass 'unroll-repeat'\n"
                                   "note: did you mean 'max-count'?"),
-    ("unroll-repeat{max-count=many}", "option 'max-count' of pass 'unroll-repeat' must be int"),
-    ("dce{keep-weights=maybe}", "option 'keep-weights' of pass 'dce' must be bool"),
-    ("set-precision{dtype=f8}", "pass 'set-precision': dtype must be one of bf16, f16"),
+    ("unroll-repeat{max-count=many}",
+     "option 'max-count' of pass 'unroll-repeat' must be an integer or none, got 'many'"),
+    ("dce{keep-weights=maybe}", "option 'keep-weights' of pass 'dce' must be true or false"),
+    ("set-precision{dtype=f8}", "option 'dtype' of pass 'set-precision' must be one of bf16, "
+                                "f16, got 'f8'\nnote: for example set-precision{dtype=bf16}"),
+    # Declared ranges (`option(minimum=..., choices=...)`), checked when the pass is built.
+    ("canonicalize{max-iterations=0}", "option 'max-iterations' of pass 'canonicalize' must be "
+                                       "at least 1, got 0\nnote: for example "
+                                       "canonicalize{max-iterations=10} (the default is 10)"),
+    ("canonicalize{max-iterations=-1}", "must be at least 1, got -1"),
+    ("unroll-repeat{max-count=0}", "option 'max-count' of pass 'unroll-repeat' must be at least "
+                                   "1, got 0"),
+    ("constant-fold{max-elements=0}", "option 'max-elements' of pass 'constant-fold' must be at "
+                                      "least 1"),
+    ("constant-fold{inline-limit=-1}", "must be at least 0, got -1"),
+    ("legalize{stage=foo}", "option 'stage' of pass 'legalize' must be one of nn, tensor, "
+                            "kernel, got 'foo'"),
+    ("place-devices{balance=x}", "must be one of flops, params, got 'x'"),
+    ("canonicalize{disable=nosuch}", "canonicalize has no rule 'nosuch'"),
     ("cse{", "bad pipeline at column 5: expected an option name, got the end"),
     ("cse,,dce", "bad pipeline at column 5: expected a pass name, got ','"),
     ("fixpoint(cse", "bad pipeline at column 13: expected ')', got the end"),
@@ -154,7 +173,8 @@ def test_emit_stops_after_a_stage() -> None:
     assert "lower-nn-to-tensor" in tensor and "fuse-" not in tensor
     # A stage beyond the level's reach adds only the passes that lower to it.
     assert preset_text(0, "tensor") == ("unroll-repeat,place-devices{insert-transfers=false},"
-                                        "lower-nn-to-tensor,place-devices")
+                                        "lower-nn-to-tensor,place-devices,"
+                                        "legalize{stage=tensor,emit=true}")
     assert "fuse-" not in preset_text(1, "kernel")
     with pytest.raises(CompileError, match="unknown stage"):
         preset_text(2, "llvm")
@@ -176,10 +196,41 @@ def test_missing_passes_fail_only_when_requested(monkeypatch: pytest.MonkeyPatch
 def test_truncate_explicit_pipelines() -> None:
     text = "unroll-repeat,lower-nn-to-tensor,cse,fuse-attention,dce,place-devices{device=cpu}"
     assert truncate(text, "nn") == "unroll-repeat,place-devices{device=cpu}"
+    # tensor and kernel end with the check that the IR got there (see test_emit_check_*).
     assert truncate(text, "tensor") == "unroll-repeat,lower-nn-to-tensor,cse," \
-        "place-devices{device=cpu}"
-    assert truncate(text, "kernel") == text
-    assert truncate("fixpoint(cse,fuse-ffn),dce", "tensor") == ""
+        "place-devices{device=cpu},legalize{stage=tensor,emit=true}"
+    assert truncate(text, "kernel") == text + ",legalize{stage=kernel,emit=true}"
+    assert truncate("fixpoint(cse,fuse-ffn),dce", "tensor") == \
+        "legalize{stage=tensor,emit=true}"
+
+
+def test_emit_check_in_presets_unless_the_stage_is_checked_already() -> None:
+    assert "emit=true" not in preset_text(2, "kernel") + preset_text(0, "kernel")
+    assert preset_text(2, "tensor").endswith("place-devices,legalize{stage=tensor,emit=true}")
+    assert preset_text(2, "kernel", ["legalize"]).endswith(
+        "place-devices")  # a disabled legalize stays disabled
+    assert "legalize" not in preset_text(2, "tensor", ["lower-nn-to-tensor", "legalize"])
+    assert "legalize" not in preset_text(2).replace("legalize{stage=kernel}", "")
+
+
+def test_disabled_passes_travel_with_the_pipeline() -> None:
+    preset = pipeline_for_level(2, "kernel", ["lower-nn-to-tensor"])
+    assert isinstance(preset, Pipeline) and preset.disabled == ("lower-nn-to-tensor",)
+    placed = replace_options(preset, "place-devices", device="cpu")
+    assert isinstance(placed, Pipeline) and placed.disabled == ("lower-nn-to-tensor",)
+    explicit = without(without(build_pipeline("cse,dce"), ["dce"]), ["cse", "dce"])
+    assert explicit == [] and explicit.disabled == ("dce", "cse")  # type: ignore[attr-defined]
+    assert pipeline_for_level(1).disabled == ()
+
+
+def test_options_are_checked_however_the_pass_is_made() -> None:
+    with pytest.raises(CompileError, match="must be at least 1, got 0"):
+        Canonicalize(max_iterations=0)
+    with pytest.raises(CompileError, match="must be one of nn, tensor, kernel"):
+        dataclasses.replace(build_pipeline("legalize")[0], stage="llvm")  # type: ignore[type-var]
+    with pytest.raises(CompileError, match="must be at least 1"):
+        replace_options(build_pipeline("fixpoint(unroll-repeat)"), "unroll-repeat", max_count=-3)
+    assert UnrollRepeat(max_count=None) == UnrollRepeat()
 
 
 def test_public_surface() -> None:

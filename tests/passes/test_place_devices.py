@@ -8,7 +8,15 @@ from passes_testlib import compile_nn, ir, roundtrip
 from neuralc.diagnostics import CompileError
 from neuralc.ir.verifier import verify_module
 from neuralc.passes import PassContext
-from neuralc.passes.place_devices import PlaceDevices, is_available, op_params, same_device
+from neuralc.passes.manager import PassManager
+from neuralc.passes.pipeline import build_pipeline
+from neuralc.passes.place_devices import (
+    PlaceDevices,
+    is_available,
+    op_params,
+    parse_devices,
+    same_device,
+)
 
 STACK = """network Stack {
   input: (16,)
@@ -43,6 +51,45 @@ def test_auto_without_devices_warns_and_stays_on_the_host() -> None:
     PlaceDevices().run(module, ctx)
     assert set(_devices(module).values()) == {None}
     assert "placed on 'auto' but no devices are listed" in ctx.warnings[0].message
+
+
+def test_a_warning_found_twice_is_reported_once() -> None:
+    """-O2 runs place-devices before lowering and at the end: one warning, not two."""
+    module = compile_nn(STACK)
+    ctx = PassContext()
+    PassManager(build_pipeline("place-devices{insert-transfers=false},lower-nn-to-tensor,"
+                               "place-devices"), ctx).run(module)
+    assert len(ctx.warnings) == 1
+    assert "placed on 'auto' but no devices are listed" in ctx.warnings[0].message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("cuda:0,cuda:1", ("cuda:0", "cuda:1")),
+    (" gpu , cuda:1 ", ("cuda", "cuda:1")),
+    ("cpu", ("cpu",)),
+])
+def test_parse_devices(text: str, expected: tuple[str, ...]) -> None:
+    assert parse_devices(text) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("cuda:0,cuda:0", "--devices lists cuda:0 more than once: 'cuda:0' is listed twice"),
+    ("cuda,cuda:0", "--devices lists cuda:0 more than once: 'cuda' and 'cuda:0' are the same "
+                    "device"),
+    ("cuda:0,,cuda:1", 'empty device in --devices "cuda:0,,cuda:1"'),
+    ("cuda:0,", "empty device in --devices"),
+    ("cuda:0,tpu", 'invalid device "tpu" in --devices'),
+    ("auto", 'invalid device "auto" in --devices'),
+])
+def test_parse_devices_rejects(text: str, message: str) -> None:
+    with pytest.raises(CompileError) as info:
+        parse_devices(text)
+    assert message in info.value.render() and "note: " in info.value.render()
+
+
+def test_duplicate_devices_in_the_context_are_a_diagnostic() -> None:
+    with pytest.raises(CompileError, match="lists cuda:1 more than once"):
+        PlaceDevices().run(compile_nn(STACK), PassContext(devices=("cuda:1", "cuda:1")))
 
 
 def test_auto_uses_available_cuda_devices_and_splits_unrolled_stacks() -> None:

@@ -101,7 +101,8 @@ def test_sources_have_no_neuralc_imports() -> None:
 
 
 def test_config_normalizes_the_optimizer() -> None:
-    text = model_text(optimizer="Adam(lr=0.001, betas=(0.9, 0.95), eps=1e-8, clipnorm=1.0)")
+    text = model_text(optimizer="Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.95, "
+                              "epsilon=1e-8, global_clipnorm=1.0)")
     config = training_config(_network(text))
     assert config["optimizer"] == {
         "name": "Adam",

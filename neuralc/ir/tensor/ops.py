@@ -51,11 +51,22 @@ Operands: none. Attributes: `key` (string), `trainable` (bool, default true).
     traits={"weights"})
 
 
+_INT_RANGES = {"i64": (-(2**63), 2**63 - 1), "i32": (-(2**31), 2**31 - 1), "i8": (-128, 127)}
+
+
 def _constant(a: dict, ts: list[TensorType], declared: TensorType | None) -> TensorType:
     if declared is None or any(not isinstance(d, int) for d in declared.shape):
         raise fail("a constant has a declared type with a static shape")
-    ok = (lambda v: isinstance(v, bool)) if declared.dtype == "bool" else \
-        is_int if not declared.is_float else is_num
+
+    def ok(v: Attr) -> bool:
+        if declared.dtype == "bool":
+            return isinstance(v, bool)
+        if declared.is_float:
+            return is_num(v)
+        # An int outside the dtype's range would wrap or raise OverflowError when a pass or an
+        # emitter turns the value into an array.
+        lo, hi = _INT_RANGES[declared.dtype]
+        return is_int(v) and lo <= v <= hi  # type: ignore[operator]
 
     def check(value: Attr, shape: tuple[Dim, ...]) -> None:
         if not shape:

@@ -308,6 +308,13 @@ class FunctionalEmitter:
             lines.append("}")
         lines.append(f"SEED = {int(options.seed)}")
         lines += weights_lines(options)
+        if self._calls_fused_kernels():
+            autotune = net.attrs.get("autotune") is True
+            lines.append("# The Triton kernels autotune (-O3) or launch each one's first "
+                         "configuration")
+            lines.append("# (-O2: no search on the first call); NEURALC_TRITON_AUTOTUNE=0/1 "
+                         "overrides.")
+            lines.append(f"AUTOTUNE = {autotune}")
         for name, table, what in (
             ("PARAMETERS", params, "parameters"),
             ("BUFFERS", buffers, "buffers"),
@@ -365,6 +372,9 @@ class FunctionalEmitter:
                 "enabled=torch.cuda.is_available()):"
             )
             pad += "    "
+        if self._calls_fused_kernels():
+            out.append(f"{pad}with kernel_autotuning(AUTOTUNE):")
+            pad += "    "
         out += [f"{pad}{line}" for line in body]
         out.append("")
         out += (PLACE_MIXED if mixed else PLACE_SIMPLE).replace("@@ROOT@@", self.root).splitlines()
@@ -372,7 +382,10 @@ class FunctionalEmitter:
 
     def _imports(self, text: str) -> str:
         body = text.split("@@IMPORTS@@", 1)[1]
-        std = [n for n in ("argparse", "base64", "math", "os") if re.search(rf"\b{n}\.", body)]
+        # `contextlib.nullcontext` stands in for the kernels' autotuning switch without neuralc.
+        wanted = body + ("contextlib." if self._calls_fused_kernels() else "")
+        std = [n for n in ("argparse", "base64", "contextlib", "math", "os")
+               if re.search(rf"\b{n}\.", wanted)]
         lines = ["from __future__ import annotations", ""]
         lines += [f"import {n}" for n in std]
         lines += ["", "import numpy as np", "import torch"]
@@ -386,10 +399,20 @@ class FunctionalEmitter:
         ]
         if fused and self.options.kernels == "auto":
             lines += ["", "try:  # neuralc's fused Triton kernels, used on CUDA tensors"]
-            lines += [f"    from neuralc.kernels import {n} as {a}" for n, a in sorted(fused)]
+            names = sorted([*fused, ("autotuning", "kernel_autotuning")])
+            lines += [f"    from neuralc.kernels import {n} as {a}" for n, a in names]
             lines.append("except ImportError:  # without neuralc, the PyTorch composites run")
             lines.append("    " + " = ".join(a for _, a in sorted(fused)) + " = None")
+            lines.append("    kernel_autotuning = contextlib.nullcontext")
         return "\n".join(lines)
+
+    def _calls_fused_kernels(self) -> bool:
+        """Whether the module calls neuralc's Triton kernels (through its helper snippets)."""
+        if self.options.kernels != "auto":
+            return False
+        aliases = [alias for _, alias in FUSED_IMPORTS.values()]
+        sources = [s.source for s in functional_snippets(self.helpers, self.options.kernels)]
+        return any(re.search(rf"\b{alias}\(", text) for alias in aliases for text in sources)
 
 
 def emit_functional(network: Network, options: BuildOptions) -> str:

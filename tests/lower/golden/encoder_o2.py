@@ -30,15 +30,20 @@ from torch import nn
 try:  # neuralc's fused Triton kernels, used on CUDA tensors
     from neuralc.kernels import add_layer_norm as fused_add_layer_norm
     from neuralc.kernels import attention as fused_attention
+    from neuralc.kernels import autotuning as kernel_autotuning
     from neuralc.kernels import ffn as fused_ffn
 except ImportError:  # without neuralc, the PyTorch composites run
     fused_add_layer_norm = fused_attention = fused_ffn = None
+    kernel_autotuning = contextlib.nullcontext
 
 INPUT_NAMES = ("input",)
 INPUT_DTYPES = {"input": torch.float32}
 DEVICE = "cpu"
 SEED = 0
 WEIGHTS: str | None = None  # `neuralc build --weights W` names a default file
+# The Triton kernels autotune (-O3) or launch each one's first configuration
+# (-O2: no search on the first call); NEURALC_TRITON_AUTOTUNE=0/1 overrides.
+AUTOTUNE = False
 # The weight file's parameters: key -> (shape, initial value: U(-b, b) for a number b).
 PARAMETERS: dict[str, tuple[tuple[int, ...], float | str]] = {
     "transformer_encoder.0.self_attn.in_proj_weight": ((96, 32), 0.21650635),
@@ -224,83 +229,84 @@ class Encoder(nn.Module):
         self.device = torch.device("cpu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # encoder_o2.neural:4
-        transformer_encoder_0_self_attn = attention(
-            x,
-            x,
-            self.transformer_encoder[0].self_attn.in_proj_weight,
-            self.transformer_encoder[0].self_attn.in_proj_bias,
-            self.transformer_encoder[0].self_attn.out_proj.weight,
-            self.transformer_encoder[0].self_attn.out_proj.bias,
-            num_heads=4,
-            key_dim=8,
-        )
-        # encoder_o2.neural:4
-        transformer_encoder_0_norm1 = add_layer_norm(
-            transformer_encoder_0_self_attn,
-            x,
-            self.transformer_encoder[0].norm1.weight,
-            self.transformer_encoder[0].norm1.bias,
-            eps=1e-05,
-        )
-        # encoder_o2.neural:4
-        transformer_encoder_0_linear2 = feed_forward(
-            transformer_encoder_0_norm1,
-            self.transformer_encoder[0].linear1.weight,
-            self.transformer_encoder[0].linear1.bias,
-            self.transformer_encoder[0].linear2.weight,
-            self.transformer_encoder[0].linear2.bias,
-            activation="relu",
-        )
-        # encoder_o2.neural:4
-        transformer_encoder_0 = add_layer_norm(
-            transformer_encoder_0_linear2,
-            transformer_encoder_0_norm1,
-            self.transformer_encoder[0].norm2.weight,
-            self.transformer_encoder[0].norm2.bias,
-            eps=1e-05,
-        )
-        # encoder_o2.neural:4
-        transformer_encoder_1_self_attn = attention(
-            transformer_encoder_0,
-            transformer_encoder_0,
-            self.transformer_encoder[1].self_attn.in_proj_weight,
-            self.transformer_encoder[1].self_attn.in_proj_bias,
-            self.transformer_encoder[1].self_attn.out_proj.weight,
-            self.transformer_encoder[1].self_attn.out_proj.bias,
-            num_heads=4,
-            key_dim=8,
-        )
-        # encoder_o2.neural:4
-        transformer_encoder_1_norm1 = add_layer_norm(
-            transformer_encoder_1_self_attn,
-            transformer_encoder_0,
-            self.transformer_encoder[1].norm1.weight,
-            self.transformer_encoder[1].norm1.bias,
-            eps=1e-05,
-        )
-        # encoder_o2.neural:4
-        transformer_encoder_1_linear2 = feed_forward(
-            transformer_encoder_1_norm1,
-            self.transformer_encoder[1].linear1.weight,
-            self.transformer_encoder[1].linear1.bias,
-            self.transformer_encoder[1].linear2.weight,
-            self.transformer_encoder[1].linear2.bias,
-            activation="relu",
-        )
-        # encoder_o2.neural:4
-        transformer_encoder_1 = add_layer_norm(
-            transformer_encoder_1_linear2,
-            transformer_encoder_1_norm1,
-            self.transformer_encoder[1].norm2.weight,
-            self.transformer_encoder[1].norm2.bias,
-            eps=1e-05,
-        )
-        global_average_pooling1d = transformer_encoder_1.mean(dim=1)  # encoder_o2.neural:5
-        # encoder_o2.neural:6
-        output_linear = F.linear(global_average_pooling1d, self.output.weight, self.output.bias)
-        output = F.softmax(output_linear, dim=-1)  # encoder_o2.neural:6
-        return output
+        with kernel_autotuning(AUTOTUNE):
+            # encoder_o2.neural:4
+            transformer_encoder_0_self_attn = attention(
+                x,
+                x,
+                self.transformer_encoder[0].self_attn.in_proj_weight,
+                self.transformer_encoder[0].self_attn.in_proj_bias,
+                self.transformer_encoder[0].self_attn.out_proj.weight,
+                self.transformer_encoder[0].self_attn.out_proj.bias,
+                num_heads=4,
+                key_dim=8,
+            )
+            # encoder_o2.neural:4
+            transformer_encoder_0_norm1 = add_layer_norm(
+                transformer_encoder_0_self_attn,
+                x,
+                self.transformer_encoder[0].norm1.weight,
+                self.transformer_encoder[0].norm1.bias,
+                eps=1e-05,
+            )
+            # encoder_o2.neural:4
+            transformer_encoder_0_linear2 = feed_forward(
+                transformer_encoder_0_norm1,
+                self.transformer_encoder[0].linear1.weight,
+                self.transformer_encoder[0].linear1.bias,
+                self.transformer_encoder[0].linear2.weight,
+                self.transformer_encoder[0].linear2.bias,
+                activation="relu",
+            )
+            # encoder_o2.neural:4
+            transformer_encoder_0 = add_layer_norm(
+                transformer_encoder_0_linear2,
+                transformer_encoder_0_norm1,
+                self.transformer_encoder[0].norm2.weight,
+                self.transformer_encoder[0].norm2.bias,
+                eps=1e-05,
+            )
+            # encoder_o2.neural:4
+            transformer_encoder_1_self_attn = attention(
+                transformer_encoder_0,
+                transformer_encoder_0,
+                self.transformer_encoder[1].self_attn.in_proj_weight,
+                self.transformer_encoder[1].self_attn.in_proj_bias,
+                self.transformer_encoder[1].self_attn.out_proj.weight,
+                self.transformer_encoder[1].self_attn.out_proj.bias,
+                num_heads=4,
+                key_dim=8,
+            )
+            # encoder_o2.neural:4
+            transformer_encoder_1_norm1 = add_layer_norm(
+                transformer_encoder_1_self_attn,
+                transformer_encoder_0,
+                self.transformer_encoder[1].norm1.weight,
+                self.transformer_encoder[1].norm1.bias,
+                eps=1e-05,
+            )
+            # encoder_o2.neural:4
+            transformer_encoder_1_linear2 = feed_forward(
+                transformer_encoder_1_norm1,
+                self.transformer_encoder[1].linear1.weight,
+                self.transformer_encoder[1].linear1.bias,
+                self.transformer_encoder[1].linear2.weight,
+                self.transformer_encoder[1].linear2.bias,
+                activation="relu",
+            )
+            # encoder_o2.neural:4
+            transformer_encoder_1 = add_layer_norm(
+                transformer_encoder_1_linear2,
+                transformer_encoder_1_norm1,
+                self.transformer_encoder[1].norm2.weight,
+                self.transformer_encoder[1].norm2.bias,
+                eps=1e-05,
+            )
+            global_average_pooling1d = transformer_encoder_1.mean(dim=1)  # encoder_o2.neural:5
+            # encoder_o2.neural:6
+            output_linear = F.linear(global_average_pooling1d, self.output.weight, self.output.bias)
+            output = F.softmax(output_linear, dim=-1)  # encoder_o2.neural:6
+            return output
 
     def place(self, device: str | None = None) -> Encoder:
         """Move the model to `device` (default: DEVICE); returns the model."""
