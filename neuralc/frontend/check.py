@@ -23,7 +23,7 @@ from neuralc.frontend import ast
 from neuralc.frontend.irgen import BuiltNetwork, build_module
 from neuralc.frontend.values import Trial, hpo_attr
 from neuralc.ir.core import Module
-from neuralc.ir.types import Attr
+from neuralc.ir.types import MAX_CANDIDATES, Attr, HPOAttr
 
 MAX_TRIALS = 1024
 
@@ -38,15 +38,20 @@ class CheckResult:
 
 
 def shape_hpos(program: ast.Program) -> list[tuple[SourceLocation, tuple[Attr, ...]]]:
-    """The discrete HPO expressions in layer arguments and repetition counts, in source order."""
-    found: dict[SourceLocation, tuple[Attr, ...]] = {}
+    """The discrete HPO expressions in layer arguments and repetition counts, in source order,
+    with the values checking tries (an integer range past MAX_CANDIDATES values: its first)."""
+    return [(loc, attr.candidates()) for loc, attr in _shape_hpo_attrs(program)]
+
+
+def _shape_hpo_attrs(program: ast.Program) -> list[tuple[SourceLocation, HPOAttr]]:
+    found: dict[SourceLocation, HPOAttr] = {}
 
     def visit_expr(expr: ast.Expr) -> None:
         match expr:
             case ast.HPO():
                 attr = hpo_attr(expr)
                 if attr.is_discrete:
-                    found.setdefault(expr.loc, attr.candidates())
+                    found.setdefault(expr.loc, attr)
             case ast.TupleExpr(items=items) | ast.ListExpr(items=items):
                 for item in items:
                     visit_expr(item)
@@ -80,24 +85,28 @@ class TrialPlan:
     exhaustive: bool
     pairs_total: int = 0  # covering plans: value pairs of two hyperparameters ...
     pairs_covered: int = 0  # ... and how many of them the plan's trials contain
+    every_value: bool = True  # False when a range has more values than MAX_CANDIDATES
 
 
 def trials(program: ast.Program) -> TrialPlan:
-    hpos = shape_hpos(program)
+    attrs = _shape_hpo_attrs(program)
+    hpos = [(loc, attr.candidates()) for loc, attr in attrs]
     total = 1
-    for _, values in hpos:
-        total *= len(values)
+    for _, attr in attrs:
+        total *= attr.size()  # the tuner's space, even where checking tries fewer values
     locs = [loc for loc, _ in hpos]
 
     def as_trials(combos: Iterable[tuple[Attr, ...]]) -> Iterator[Trial]:
         return (dict(zip(locs, combo, strict=True)) for combo in combos)
 
-    if total <= MAX_TRIALS:
+    if total <= MAX_TRIALS:  # then no range was cut at MAX_CANDIDATES either
         return TrialPlan(as_trials(itertools.product(*(v for _, v in hpos))), total, True)
     sizes = [len(values) for _, values in hpos]
     rows, pairs_total, pairs_covered = covering_rows(sizes, MAX_TRIALS)
     combos = (tuple(hpos[k][1][i] for k, i in enumerate(row)) for row in rows)
-    return TrialPlan(as_trials(combos), total, False, pairs_total, pairs_covered)
+    every_value = all(attr.size() == len(values) for (_, attr), (_, values) in zip(attrs, hpos,
+                                                                              strict=True))
+    return TrialPlan(as_trials(combos), total, False, pairs_total, pairs_covered, every_value)
 
 
 def covering_rows(sizes: list[int], budget: int) -> tuple[list[tuple[int, ...]], int, int]:
@@ -156,20 +165,28 @@ def check_program(program: ast.Program) -> CheckResult:
     assert first is not None
     first.trials_checked, first.trials_total = checked, plan.total
     if not plan.exhaustive:
+        pairs = (f", and {plan.pairs_covered:,} of {plan.pairs_total:,} pairs of values"
+                 if plan.pairs_total else "")
+        every = ("every value of each hyperparameter" if plan.every_value
+                 else f"the first {MAX_CANDIDATES:,} values of each hyperparameter")
         first.warnings.append(
             Diagnostic(
-                f"{checked:,} of {plan.total:,} HPO combinations were checked: every value of "
-                f"each hyperparameter, and {plan.pairs_covered:,} of {plan.pairs_total:,} pairs "
-                "of values",
+                f"{checked:,} of {plan.total:,} HPO combinations were checked: {every}{pairs}",
                 None,
                 "warning",
-                (("a conflict among three or more values at once"
-                  if plan.pairs_covered == plan.pairs_total
-                  else "a conflict between values never checked together")
-                 + " can remain; `neuralc tune` reports such a trial as failed",),
+                (_unchecked(plan) + " can remain; `neuralc tune` reports such a trial as "
+                 "failed",),
             )
         )
     return first
+
+
+def _unchecked(plan: TrialPlan) -> str:
+    if not plan.every_value:
+        return f"a conflict with a value past the first {MAX_CANDIDATES:,} of a range"
+    if plan.pairs_covered < plan.pairs_total:
+        return "a conflict between values never checked together"
+    return "a conflict among three or more values at once"
 
 
 def _another_builds(program: ast.Program, others: Iterator[Trial]) -> bool:

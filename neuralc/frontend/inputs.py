@@ -7,7 +7,7 @@ from neuralc.diagnostics import Diagnostic, SourceLocation, error
 from neuralc.frontend import ast
 from neuralc.frontend.values import show, to_attr
 from neuralc.ir.core import Value
-from neuralc.ir.types import BATCH, TensorType
+from neuralc.ir.types import BATCH, INT64_MAX, TensorType, fits_int64
 from neuralc.layers import get_layer
 
 
@@ -50,6 +50,9 @@ def network_inputs(
             if dim is None:
                 shape.append(next(symbols))
             elif isinstance(dim, int) and not isinstance(dim, bool) and dim > 0:
+                if not fits_int64(dim):
+                    raise error(f"input dimension {dim} does not fit in a 64-bit integer",
+                                node.loc, f"sizes are at most 2**63 - 1 = {INT64_MAX:,}")
                 shape.append(dim)
             else:
                 raise error(

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from neuralc.diagnostics import SourceLocation, error
 from neuralc.frontend import ast
-from neuralc.ir.types import HPO_KINDS, Attr, CallAttr, HPOAttr
+from neuralc.ir.types import HPO_KINDS, INT64_MAX, Attr, CallAttr, HPOAttr, fits_int64
 
 Trial = Mapping[SourceLocation, Attr]
 
@@ -66,6 +66,10 @@ def hpo_attr(node: ast.HPO) -> HPOAttr:
         step = dict(kwargs).get("step")
         if step is not None and (not _is_number(step) or step <= 0):  # type: ignore[operator]
             raise error("HPO range() step must be a positive number", node.loc)
+        for bound in (*args, *(() if step is None else (step,))):
+            if isinstance(bound, int) and not fits_int64(bound):
+                raise error(f"HPO {node.kind}() bound {show(bound)} does not fit in a 64-bit "
+                            "integer", node.loc, f"integers are at most 2**63 - 1 = {INT64_MAX:,}")
     return HPOAttr(node.kind, args, kwargs)
 
 

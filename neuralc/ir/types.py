@@ -93,6 +93,15 @@ class HPOAttr:
             return tuple(values)
         return (lo, hi)
 
+    def size(self) -> int:
+        """How many values a discrete hyperparameter has (`candidates()` stops at
+        MAX_CANDIDATES)."""
+        if self.kind == "choice":
+            return len(self.args)
+        step = dict(self.kwargs).get("step")
+        stride = 1 if self.kind == "log_range" or step is None else step
+        return len(range(self.args[0], self.args[1] + 1, stride))  # type: ignore[arg-type,operator]
+
     @property
     def is_discrete(self) -> bool:
         """Whether checking may enumerate it: choices and integer ranges (log-spaced too)."""

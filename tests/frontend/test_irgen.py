@@ -277,3 +277,27 @@ def test_nested_repeats_unroll_completely() -> None:
     assert not any(op.op == "nn.repeat" for op in net.walk())
     assert [op.name for op in net.body.ops[:2]] == ["block.0.dense.0", "block.0.dense.1"]
     assert len([op for op in net.walk() if op.op == "nn.dense"]) == 6
+
+
+def test_a_range_wider_than_checking_tries_is_reported_as_such() -> None:
+    """`tune` may draw any of 10**8 widths; checking tries the first 10,000 and says so."""
+    program = parse_text("network T { input: (4,) layers: Dense(HPO(range(1, 100000000))) }",
+                         "m.neural")
+    result = check_program(program)
+    assert result.trials_total == 100_000_000 and result.trials_checked == 10_000
+    warning = result.warnings[-1]
+    assert "the first 10,000 values" in warning.message
+    assert "past the first 10,000 of a range" in warning.notes[0]
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("network T { input: (99999999999999999999999, 4) layers: Dense(3) }",
+     "input dimension 99999999999999999999999 does not fit in a 64-bit integer"),
+    ("network T { input: (4,) layers: Dense(HPO(range(1, 100000000000000000000000))) }",
+     "bound 100000000000000000000000 does not fit in a 64-bit integer"),
+])
+def test_integers_past_int64_are_errors_where_written(source: str, message: str) -> None:
+    with pytest.raises(CompileError, match=message) as caught:
+        check_program(parse_text(source, "m.neural"))
+    loc = caught.value.diagnostics[0].loc
+    assert loc is not None and source[loc.column - 1:].startswith(("9", "HPO"))
