@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,9 +58,9 @@ SMOKE_FFN_SHAPES = [("toy", 40, 32, 64, "gelu")]
 @dataclass
 class Row:
     what: str
-    ours: tuple[float, float]  # (do_bench ms, GPU kernel ms)
+    ours: list[float]  # [do_bench ms, GPU kernel ms]
     flops: float
-    baselines: dict[str, tuple[float, float]]  # name -> same pair (nan when unavailable)
+    baselines: dict[str, list[float]]  # name -> same pair (nan when unavailable)
 
 
 def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
@@ -122,17 +123,36 @@ def breakdown() -> str:
     return ", ".join(f"{name[:40]} {us:.1f}us" for name, us in _last_breakdown[:4])
 
 
+# Profiler sessions wait until every do_bench timing is done, so that no profiler state can
+# touch the wall-clock column.
+_pending_profiles: list[tuple[list[float], Callable[[], object], Any, str | None]] = []
+
+
 def measure(
-    fn: Callable[[], object], context: Callable[[], object] | None = None
-) -> tuple[float, float]:
-    """(do_bench median ms, GPU kernel ms); NaNs when a baseline backend refuses the shape."""
+    fn: Callable[[], object], context: Callable[[], object] | None = None, label: str | None = None
+) -> list[float]:
+    """[do_bench median ms, GPU kernel ms]; the GPU time is filled in by `profile_pending`.
+    NaNs when a baseline backend refuses the shape."""
     try:
         with context() if context else contextlib.nullcontext():  # type: ignore[attr-defined]
             fn()
-            return bench(fn), gpu_time(fn)
+            result = [bench(fn), math.nan]
     except RuntimeError as err:  # backend unavailable for this shape/GPU
         print(f"    (baseline unavailable: {str(err).splitlines()[0][:100]})")
-        return math.nan, math.nan
+        return [math.nan, math.nan]
+    _pending_profiles.append((result, fn, context, label))
+    return result
+
+
+def profile_pending() -> None:
+    """Profile every measured call (after all do_bench timings), printing the kernel split of
+    the labelled ones."""
+    for result, fn, context, label in _pending_profiles:
+        with context() if context else contextlib.nullcontext():  # type: ignore[attr-defined]
+            result[1] = gpu_time(fn)
+        if label:
+            print(f"    {label}: {breakdown()}")
+    _pending_profiles.clear()
 
 
 def attention_rows(failures: list[str]) -> list[Row]:
@@ -190,18 +210,16 @@ def attention_shape(
 
     # -- timing --
     flops = 4 * b * h * length * length * d * (0.5 if causal else 1.0)
-    fwd = measure(ours)
-    print(f"    ours fwd kernels: {breakdown()}")
+    fwd = measure(ours, label=f"ours fwd kernels, {name}")
     base_fwd = {n: measure(sdpa, sdpa_backend(n)) for n in ("flash", "cudnn")}
-    bwd = measure(backward(o))
-    print(f"    ours bwd kernels: {breakdown()}")
+    bwd = measure(backward(o), label=f"ours bwd kernels, {name}")
     base_bwd = {}
     for n in ("flash", "cudnn"):
         try:
             with sdpa_backend(n)():
                 o_base = sdpa()
         except RuntimeError:
-            base_bwd[n] = (math.nan, math.nan)
+            base_bwd[n] = [math.nan, math.nan]
             continue
         base_bwd[n] = measure(backward(o_base), sdpa_backend(n))
     label = f"{name} B={b} H={h} L={length} D={d}{' causal' if causal else ''}"
@@ -265,8 +283,7 @@ def ffn_shape(
 
     flops = 4 * m * d_model * d_ff
     label = f"{name} M={m} d={d_model} ff={d_ff}"
-    block = measure(ours)
-    print(f"    ours block kernels: {breakdown()}")
+    block = measure(ours, label=f"ours block kernels, {name}")
     return [
         Row(f"FFN+res+LN fwd {label}", block, flops, {"eager": measure(eager)}),
         Row(f"  part: FFN+res {name}", measure(ours_ffn), flops, {"eager": measure(eager_ffn)}),
@@ -287,7 +304,7 @@ def print_table(rows: list[Row], metric: int) -> None:
         tflops = "" if math.isnan(r.flops) or math.isnan(ours) else f"{r.flops / ours / 1e9:.0f}"
         cells = [r.what, f"{ours:.3f}", tflops]
         for n in names:
-            base = r.baselines.get(n, (math.nan, math.nan))[metric]
+            base = r.baselines.get(n, [math.nan, math.nan])[metric]
             if math.isnan(base) or math.isnan(ours):
                 cells += ["" if math.isnan(base) else f"{base:.3f}", ""]
             else:
@@ -366,6 +383,8 @@ def main() -> int:
         tables.append(attention_rows(failures))
     if args.only in (None, "ffn"):
         tables.append(ffn_rows(failures))
+    print("\nGPU kernel time (torch.profiler, after all do_bench timings):")
+    profile_pending()
     print("\nchosen configurations:")
     print_tuning()
     for metric, title in ((0, "do_bench median (wall clock, L2 flushed)"), (1, "GPU kernel time")):

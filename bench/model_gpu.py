@@ -17,8 +17,10 @@ encoder, both bf16, compared with torch's float32 encoder (error = max|a - ref| 
 ours must be within max(2e-2, 2 x torch-bf16's)); then the whole model's outputs at every
 batch size against the bf16 baseline.
 
-Timing: `triton.testing.do_bench` medians (ms per forward) and torch.profiler GPU time (summed
-kernel durations per forward). Goals (issue 5): -O2 <= 0.85x eager at B=32; -O2 with the CUDA
+Timing: `triton.testing.do_bench` medians (ms per forward), host time (ms to enqueue one
+forward, from 10 back to back) and torch.profiler GPU time (summed kernel durations per
+forward, with the per-kernel split at the first batch size).  `--host-profile` prints a
+cProfile of the -O2 forward's host side. Goals (issue 5): -O2 <= 0.85x eager at B=32; -O2 with the CUDA
 graph <= 0.5x eager at B=8.
 
 Run from the repository root: `PYTHONPATH=. python3 bench/model_gpu.py [--batches 32 8 1]`.
@@ -130,10 +132,13 @@ def do_bench(fn: Callable[[], object], device: str) -> float:
     return float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))
 
 
-def gpu_time(fn: Callable[[], object], device: str, iters: int = 5) -> float:
-    """Summed duration of the GPU kernels of one call (torch.profiler), in ms."""
+def gpu_time(
+    fn: Callable[[], object], device: str, iters: int = 5
+) -> tuple[float, dict[str, float]]:
+    """Summed duration of the GPU kernels of one call (torch.profiler), in ms, and the
+    per-kernel split (µs per call)."""
     if device == "cpu":
-        return math.nan
+        return math.nan, {}
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -144,13 +149,29 @@ def gpu_time(fn: Callable[[], object], device: str, iters: int = 5) -> float:
             for _ in range(iters):
                 fn()
             torch.cuda.synchronize()
-        total = sum(
-            evt.time_range.elapsed_us() for evt in prof.events() if evt.device_type == DeviceType.CUDA
-        )
-        return total / iters / 1e3
+        per_kernel: dict[str, float] = {}
+        for evt in prof.events():
+            if evt.device_type == DeviceType.CUDA:
+                us = evt.time_range.elapsed_us() / iters
+                per_kernel[evt.name] = per_kernel.get(evt.name, 0.0) + us
+        return sum(per_kernel.values()) / 1e3, per_kernel
     except Exception as err:  # diagnostics only
         print(f"    (profiler unavailable: {type(err).__name__}: {str(err)[:100]})")
+        return math.nan, {}
+
+
+def host_time(fn: Callable[[], object], device: str, calls: int = 10) -> float:
+    """Host-side ms per call: the time to enqueue `calls` calls back to back (the GPU runs
+    behind; a call whose host time exceeds its GPU time is launch-bound)."""
+    if device == "cpu":
         return math.nan
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    elapsed = time.perf_counter() - t0
+    torch.cuda.synchronize()
+    return elapsed / calls * 1e3
 
 
 def main() -> int:
@@ -158,6 +179,9 @@ def main() -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 8, 1])
     parser.add_argument("--no-graph", action="store_true", help="skip the CUDA-graph rows")
     parser.add_argument("--no-profile", action="store_true", help="skip the GPU-time column")
+    parser.add_argument(
+        "--host-profile", action="store_true", help="cProfile the -O2 forward at the last B"
+    )
     parser.add_argument("--cpu-smoke", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cpu_smoke:
@@ -221,15 +245,19 @@ def main() -> int:
         torch_err = rel_err(reference.to(dtype)(x.to(dtype)), ref)
         ours_err = rel_err(ours_encoder(x.to(dtype)), ref)
         ok = ours_err <= max(2e-2, 2 * torch_err)
-        print(f"encoder output error vs float32 torch: neuralc -O2 {ours_err:.2e}, "
-              f"torch {str(dtype).removeprefix('torch.')} {torch_err:.2e}"
-              f"{'' if ok else '  FAILED'}")
+        print(
+            f"encoder output error vs float32 torch: neuralc -O2 {ours_err:.2e}, "
+            f"torch {str(dtype).removeprefix('torch.')} {torch_err:.2e}"
+            f"{'' if ok else '  FAILED'}"
+        )
         if not ok:
             failures.append("encoder output")
         del ours_encoder, reference
 
-        # 2. Timing per batch size.
-        rows: list[tuple[str, int, float, float]] = []  # (what, B, do_bench ms, GPU ms)
+        # 2. Timing per batch size.  Every wall-clock timing (do_bench, host) runs before the
+        # first profiler session, so that no profiler state can touch those numbers.
+        rows: list[tuple[str, int, float, float, float]] = []  # what, B, ms, host ms, GPU ms
+        timed: list[tuple[str, int, float, float, Callable[[], object]]] = []
         for batch in args.batches:
             x = torch.randn(batch, size["L"], size["D"], generator=torch.Generator().manual_seed(1))
             x = x.to(device, dtype)
@@ -254,13 +282,22 @@ def main() -> int:
                         failures.append(f"{name} capture B={batch}")
                 for what, fn in calls.items():
                     ms = do_bench(fn, device)
-                    gpu = math.nan if args.no_profile else gpu_time(fn, device)
-                    rows.append((what, batch, ms, gpu))
-                    print(f"  B={batch:>2} {what}: {ms:.3f} ms (GPU {gpu:.3f} ms)", flush=True)
+                    host = host_time(fn, device)
+                    timed.append((what, batch, ms, host, fn))
+                    print(f"  B={batch:>2} {what}: {ms:.3f} ms (host {host:.3f} ms)", flush=True)
                 del calls
-            if device == "cuda":
-                torch.cuda.empty_cache()
+        if args.host_profile:
+            host_profile([fn for what, _, _, _, fn in timed if what == "neuralc -O2"][-1])
+        splits: dict[tuple[str, int], dict[str, float]] = {}
+        for what, batch, ms, host, fn in timed:
+            gpu, split = (math.nan, {}) if args.no_profile else gpu_time(fn, device)
+            splits[(what, batch)] = split
+            rows.append((what, batch, ms, host, gpu))
+        del timed
+        if device == "cuda":
+            torch.cuda.empty_cache()
 
+    print_split(splits, args.batches[0])
     print_table(rows)
     if failures:
         print(f"FAILED: {', '.join(failures)}")
@@ -268,15 +305,18 @@ def main() -> int:
     return 0
 
 
-def print_table(rows: list[tuple[str, int, float, float]]) -> None:
-    eager = {b: (ms, gpu) for what, b, ms, gpu in rows if what == "torch eager"}
-    print("\n| forward, bf16 | B | do_bench ms | × eager | GPU ms | GPU × eager |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for what, b, ms, gpu in rows:
+def print_table(rows: list[tuple[str, int, float, float, float]]) -> None:
+    eager = {b: (ms, gpu) for what, b, ms, _, gpu in rows if what == "torch eager"}
+    print("\n| forward, bf16 | B | do_bench ms | × eager | host ms | GPU ms | GPU × eager |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for what, b, ms, host, gpu in rows:
         e_ms, e_gpu = eager.get(b, (math.nan, math.nan))
-        print(f"| {what} | {b} | {ms:.3f} | {ms / e_ms:.2f} | {gpu:.3f} | {gpu / e_gpu:.2f} |")
+        print(
+            f"| {what} | {b} | {ms:.3f} | {ms / e_ms:.2f} | {host:.3f} | {gpu:.3f} "
+            f"| {gpu / e_gpu:.2f} |"
+        )
     print("\n(× eager = time / torch eager's do_bench or GPU time at the same B; < 1: faster)")
-    found = {(what, b): ms / eager[b][0] for what, b, ms, _ in rows if b in eager}
+    found = {(what, b): ms / eager[b][0] for what, b, ms, _, _ in rows if b in eager}
     for label, key, goal in [
         ("-O2 at B=32", ("neuralc -O2", 32), GOAL_B32),
         ("-O2 + CUDA graph at B=8", ("neuralc -O2 + CUDA graph", 8), GOAL_GRAPH_B8),
@@ -286,6 +326,32 @@ def print_table(rows: list[tuple[str, int, float, float]]) -> None:
             print(f"goal {label}: {found[key]:.2f}x eager (goal <= {goal}x): {verdict}")
         else:
             print(f"goal {label}: not measured")
+
+
+def host_profile(fn: Callable[[], object], calls: int = 20) -> None:
+    """Where the host time of a forward goes (cProfile, before any torch.profiler session)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        fn()
+    profiler.disable()
+    print(f"\nhost profile of {calls} neuralc -O2 forwards (top 15 by own time):")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+def print_split(splits: dict[tuple[str, int], dict[str, float]], batch: int) -> None:
+    """GPU time per kernel family at one batch size: where each build spends its time."""
+    names = ["neuralc -O2", "neuralc -O2 --kernels torch", "torch eager"]
+    present = [n for n in names if splits.get((n, batch))]
+    if not present:
+        return
+    print(f"\nGPU µs per forward by kernel (B={batch}, top 12 of each):")
+    for name in present:
+        split = sorted(splits[(name, batch)].items(), key=lambda kv: -kv[1])
+        print(f"  {name}: " + ", ".join(f"{k[:48]} {v:.0f}" for k, v in split[:12]))
 
 
 if __name__ == "__main__":

@@ -58,8 +58,13 @@ def attention(
             q, k, v, causal=causal, scale=scale, key_padding_mask=key_padding_mask
         )
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    out: torch.Tensor = _AttentionFn.apply(q, k, v, key_padding_mask, bool(causal), scale)
-    return out
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        out: torch.Tensor = _AttentionFn.apply(q, k, v, key_padding_mask, bool(causal), scale)
+        return out
+    # Inference skips the autograd.Function: its bookkeeping is a visible share of the host
+    # time of a launch-bound forward.
+    kpm = _padding_mask_arg(key_padding_mask, q.device)
+    return attention_forward(q, k, v, kpm, causal=causal, scale=scale)[0]
 
 
 class _AttentionFn(torch.autograd.Function):

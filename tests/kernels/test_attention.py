@@ -155,6 +155,25 @@ def test_directional_derivative(seed: int) -> None:
     assert abs(analytic - numeric) <= 2e-3 * max(1.0, abs(numeric)), (analytic, numeric, seed)
 
 
+def test_inference_skips_autograd_function(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    # Under no_grad the kernel launches directly (no autograd.Function bookkeeping) and
+    # computes the same values as the differentiable path.
+    q, k, v = make_inputs(2, 2, 21, 30, 96, torch.float32)
+    kpm = padding_mask(2, 30)
+    with_grad = attention(q, k, v, key_padding_mask=kpm).detach()
+
+    def no_apply(*args: object) -> None:
+        raise AssertionError("autograd.Function used for an inference call")
+
+    monkeypatch.setattr(attention_module._AttentionFn, "apply", no_apply)
+    with torch.no_grad(), poisoned_outputs():
+        inference = attention(q, k, v, key_padding_mask=kpm)
+    assert not inference.requires_grad
+    assert torch.equal(inference, with_grad)
+    ref = reference(*(t.detach().double() for t in (q, k, v)), False, None, kpm)
+    assert_close(inference, ref, TOL[torch.float32], "inference out", seed)
+
+
 def test_fallback_without_interpreter(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
 
