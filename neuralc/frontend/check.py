@@ -26,6 +26,9 @@ from neuralc.ir.core import Module
 from neuralc.ir.types import MAX_CANDIDATES, Attr, HPOAttr
 
 MAX_TRIALS = 1024
+# How many other combinations a failing check builds to decide whether the error depends on the
+# HPO combination (see _another_builds).
+MAX_NOTE_PROBES = 16
 
 
 @dataclass
@@ -104,8 +107,9 @@ def trials(program: ast.Program) -> TrialPlan:
     sizes = [len(values) for _, values in hpos]
     rows, pairs_total, pairs_covered = covering_rows(sizes, MAX_TRIALS)
     combos = (tuple(hpos[k][1][i] for k, i in enumerate(row)) for row in rows)
-    every_value = all(attr.size() == len(values) for (_, attr), (_, values) in zip(attrs, hpos,
-                                                                              strict=True))
+    every_value = all(
+        attr.size() == len(values) for (_, attr), (_, values) in zip(attrs, hpos, strict=True)
+    )
     return TrialPlan(as_trials(combos), total, False, pairs_total, pairs_covered, every_value)
 
 
@@ -130,8 +134,13 @@ def covering_rows(sizes: list[int], budget: int) -> tuple[list[tuple[int, ...]],
     for r in range(max(sizes)):
         add(tuple((r + k * (r // size)) % size for k, size in enumerate(sizes)))
     pairs_total = sum(sizes[a] * sizes[b] for a in range(n) for b in range(a + 1, n))
-    pending = ((a, i, b, j) for a in range(n) for b in range(a + 1, n)
-               for i in range(sizes[a]) for j in range(sizes[b]))
+    pending = (
+        (a, i, b, j)
+        for a in range(n)
+        for b in range(a + 1, n)
+        for i in range(sizes[a])
+        for j in range(sizes[b])
+    )
     for a, i, b, j in pending:
         if len(rows) >= budget:
             break
@@ -165,17 +174,22 @@ def check_program(program: ast.Program) -> CheckResult:
     assert first is not None
     first.trials_checked, first.trials_total = checked, plan.total
     if not plan.exhaustive:
-        pairs = (f", and {plan.pairs_covered:,} of {plan.pairs_total:,} pairs of values"
-                 if plan.pairs_total else "")
-        every = ("every value of each hyperparameter" if plan.every_value
-                 else f"the first {MAX_CANDIDATES:,} values of each hyperparameter")
+        pairs = (
+            f", and {plan.pairs_covered:,} of {plan.pairs_total:,} pairs of values"
+            if plan.pairs_total
+            else ""
+        )
+        every = (
+            "every value of each hyperparameter"
+            if plan.every_value
+            else f"the first {MAX_CANDIDATES:,} values of each hyperparameter"
+        )
         first.warnings.append(
             Diagnostic(
                 f"{checked:,} of {plan.total:,} HPO combinations were checked: {every}{pairs}",
                 None,
                 "warning",
-                (_unchecked(plan) + " can remain; `neuralc tune` reports such a trial as "
-                 "failed",),
+                (_unchecked(plan) + " can remain; `neuralc tune` reports such a trial as failed",),
             )
         )
     return first
@@ -190,11 +204,14 @@ def _unchecked(plan: TrialPlan) -> str:
 
 
 def _another_builds(program: ast.Program, others: Iterator[Trial]) -> bool:
-    """Whether the error of the first combination depends on the hyperparameters (another
-    combination builds): only then does naming the combination help."""
+    """Whether the error of the first combination depends on the hyperparameters (one of the
+    next MAX_NOTE_PROBES combinations builds): only then does naming the combination help."""
     from neuralc.ir.verifier import verify_module
 
-    for trial in others:
+    # A bounded sample: the note is a hint, and trying every other combination (up to
+    # MAX_CANDIDATES of them when a wide range comes first) only to decide it made a failing
+    # check rebuild the network thousands of times before reporting.
+    for trial in itertools.islice(others, MAX_NOTE_PROBES):
         try:
             module, _ = build_module(program, trial, [])
             verify_module(module)

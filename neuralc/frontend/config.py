@@ -26,7 +26,8 @@ from neuralc.frontend.config_rules import (
 from neuralc.frontend.optimizer_calls import optimizer_attr
 from neuralc.frontend.suggestions import suggest
 from neuralc.frontend.values import Trial, show, to_attr
-from neuralc.ir.types import Attr
+from neuralc.ir.types import Attr, HPOAttr
+from neuralc.lower.training import METRICS, canonical_metric
 
 LOSSES = (
     "categorical_crossentropy", "sparse_categorical_crossentropy", "cross_entropy",
@@ -62,6 +63,7 @@ def network_attrs(
     if net.optimizer is not None:
         attrs["optimizer"] = optimizer_attr(net.optimizer, trial)
     if net.metrics is not None:
+        _check_metrics(net.metrics)
         metrics = to_attr(net.metrics, trial)
         attrs["metrics"] = metrics if isinstance(metrics, tuple) else (metrics,)
     for block in net.blocks:
@@ -113,6 +115,26 @@ def _setting(setting: ast.Setting, rule: Rule, trial: Trial | None) -> Attr:
         note = "use one of " + ", ".join(show(c) for c in rule.choices)
     check_value(value, rule, key, node.loc, note)
     return value
+
+
+# Metrics ------------------------------------------------------------------------------------------
+
+
+def _check_metrics(expr: ast.Expr) -> None:
+    """Every metric named, or every one an HPO over a metric can give, is one the training
+    loops compute (neuralc.lower.training's table, which `neuralc run` reads): reported here at
+    the metric itself, where `run` could only point at the network."""
+    items = expr.items if isinstance(expr, ast.ListExpr | ast.TupleExpr) else (expr,)
+    for item in items:
+        value = to_attr(item)
+        for name in value.candidates() if isinstance(value, HPOAttr) else (value,):
+            if canonical_metric(name) is not None:
+                continue
+            shown = f"'{name}'" if isinstance(name, str) else show(name)
+            hint = suggest(name, METRICS) if isinstance(name, str) else None
+            raise error(
+                f"unknown metric {shown}", item.loc, hint or "known metrics: " + ", ".join(METRICS)
+            )
 
 
 # Loss ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from neuralc.diagnostics import SourceLocation, error
 from neuralc.frontend.values import show
-from neuralc.ir.types import Attr, HPOAttr
+from neuralc.ir.types import INT64_MAX, INT64_MIN, Attr, HPOAttr, fits_int64
 from neuralc.lower.training import OPTIMIZER_DEFAULTS, SCHEDULE_PARAMS
 
 OPTIMIZERS = tuple(OPTIMIZER_DEFAULTS)
@@ -147,6 +147,8 @@ PARAMETER_OVERRIDES: dict[tuple[str, str], Rule] = {
 }
 # Every optimizer also takes Keras' `global_clipnorm` (the backend clips the global norm).
 OPTIMIZER_EXTRAS: dict[str, Attr] = {"global_clipnorm": None}
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One row of an optimizer's or a schedule's parameter table."""
@@ -226,6 +228,7 @@ def check_value(value: Attr, rule: Rule, what: str, loc: SourceLocation, note: s
                     loc,
                     note,
                 )
+            _check_int64(candidate, what, loc)
         return
     if rule.kind == "numbers" and isinstance(value, tuple):
         # A list may hold HPO expressions: `boundaries=(HPO(choice(10, 20)), 40)`.
@@ -234,6 +237,22 @@ def check_value(value: Attr, rule: Rule, what: str, loc: SourceLocation, note: s
         return
     if not rule.accepts(value):
         raise error(f"{what} must be {rule.describe()}, got {show(value)}", loc, note)
+    _check_int64(value, what, loc)
+
+
+def _check_int64(value: Attr, what: str, loc: SourceLocation) -> None:
+    """Integers that a rule accepts (`epochs: 100000000000000000000` is a positive integer) must
+    still fit in the int64 that the IR and every backend hold them in: past it, the training
+    loop fails (numpy and PyTorch raise OverflowError) long after `check` passed."""
+    if isinstance(value, int) and is_number(value) and not fits_int64(value):
+        limit = (
+            f"at most 2**63 - 1 = {INT64_MAX:,}"
+            if value > 0
+            else f"at least -2**63 = {INT64_MIN:,}"
+        )
+        raise error(
+            f"{what} {show(value)} does not fit in a 64-bit integer", loc, f"integers are {limit}"
+        )
 
 
 __all__ = [

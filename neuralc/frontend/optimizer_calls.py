@@ -294,10 +294,11 @@ def _parse_call_string(text: str, loc: SourceLocation) -> CallAttr:
         if isinstance(node, pyast.Name):
             return CallAttr(node.id)
         if isinstance(node, pyast.Call) and isinstance(node.func, pyast.Name):
-            args = tuple(_literal(a) for a in node.args)
-            kwargs = tuple((k.arg or "", _literal(k.value)) for k in node.keywords)
-            return CallAttr(node.func.id, args, kwargs)
-    except (SyntaxError, ValueError):
+            return _call(node.func.id, node)
+    # The text is the user's, read as Python: a value that is no literal raises ValueError (or
+    # TypeError: `{1, [2]}` hashes a list), and deep nesting makes the parser or literal_eval
+    # raise RecursionError or MemoryError. Each is a string neuralc cannot read, not a crash.
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
         pass
     raise error(
         f"cannot read optimizer {show(text)}",
@@ -306,19 +307,29 @@ def _parse_call_string(text: str, loc: SourceLocation) -> CallAttr:
     )
 
 
+def _call(name: str, node: pyast.Call) -> CallAttr:
+    if any(k.arg is None for k in node.keywords):  # `**{...}` names no argument
+        raise ValueError("keyword arguments unpacked")
+    args = tuple(_literal(a) for a in node.args)
+    kwargs = tuple((k.arg or "", _literal(k.value)) for k in node.keywords)
+    return CallAttr(name, args, kwargs)
+
+
 def _literal(node: pyast.expr) -> Attr:
-    """A Python literal, or a nested call (a schedule inside a quoted optimizer); the DSL's
-    `true`/`false` read as booleans."""
+    """A DSL value written as a Python literal (a number, string, true/false, None, a tuple or
+    list of them), or a nested call (a schedule inside a quoted optimizer). Python-only
+    literals (bytes, complex numbers, sets, dicts, `...`) raise ValueError: they are no value
+    the DSL has, and a diagnostic would show them in Python's spelling."""
     if isinstance(node, pyast.Call) and isinstance(node.func, pyast.Name):
-        args = tuple(_literal(a) for a in node.args)
-        kwargs = tuple((k.arg or "", _literal(k.value)) for k in node.keywords)
-        return CallAttr(node.func.id, args, kwargs)
+        return _call(node.func.id, node)
     if isinstance(node, pyast.Name) and node.id in ("true", "false"):
         return node.id == "true"
     if isinstance(node, pyast.Tuple | pyast.List):
         return tuple(_literal(e) for e in node.elts)
     value = pyast.literal_eval(node)
-    return tuple(value) if isinstance(value, list) else value
+    if value is not None and not isinstance(value, bool | int | float | str):
+        raise ValueError(f"not a DSL value: {type(value).__name__}")
+    return value
 
 
 __all__ = ["optimizer_attr"]

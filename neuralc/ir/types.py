@@ -27,8 +27,16 @@ DTYPES = ("f64", "f32", "f16", "bf16", "i64", "i32", "i8", "bool")
 FLOAT_DTYPES = ("f64", "f32", "f16", "bf16")
 HPO_KINDS = ("choice", "range", "log_range")
 # The name numpy, PyTorch, Keras and ONNX tooling use for each IR dtype.
-FRAMEWORK_DTYPES = {"f64": "float64", "f32": "float32", "f16": "float16", "bf16": "bfloat16",
-                    "i64": "int64", "i32": "int32", "i8": "int8", "bool": "bool"}
+FRAMEWORK_DTYPES = {
+    "f64": "float64",
+    "f32": "float32",
+    "f16": "float16",
+    "bf16": "bfloat16",
+    "i64": "int64",
+    "i32": "int32",
+    "i8": "int8",
+    "bool": "bool",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +103,17 @@ class HPOAttr:
 
     def size(self) -> int:
         """How many values a discrete hyperparameter has (`candidates()` stops at
-        MAX_CANDIDATES)."""
+        MAX_CANDIDATES); for a continuous one, how many `candidates()` checking tries."""
         if self.kind == "choice":
             return len(self.args)
+        if not self.is_discrete:
+            return len(self.candidates())
+        lo, hi = self.args[0], self.args[1]
         step = dict(self.kwargs).get("step")
         stride = 1 if self.kind == "log_range" or step is None else step
-        return len(range(self.args[0], self.args[1] + 1, stride))  # type: ignore[arg-type,operator]
+        # The count of range(lo, hi + 1, stride), by arithmetic: len() of a range raises
+        # OverflowError past sys.maxsize values, which int64 bounds reach (-9e18 to 9e18).
+        return max(0, (hi - lo) // stride + 1)  # type: ignore[operator]
 
     @property
     def is_discrete(self) -> bool:

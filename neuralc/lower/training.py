@@ -278,11 +278,18 @@ def _schedule(call: CallAttr, loc: SourceLocation | None) -> dict[str, Any]:
     return spec
 
 
+def canonical_metric(name: Any) -> str | None:
+    """The metric the training loops compute for `name` as written (`"acc"` → `"accuracy"`),
+    or None when they know no such metric. `neuralc check` (neuralc.frontend.config) asks the
+    same question, so that what it accepts is what `neuralc run` trains with."""
+    return METRICS.get(str(name).lower())
+
+
 def _metrics(value: Any, loc: SourceLocation | None) -> list[str]:
     names = [] if value is None else list(value) if isinstance(value, tuple) else [value]
     out: list[str] = []
     for name in names:
-        canonical = METRICS.get(str(name).lower())
+        canonical = canonical_metric(name)
         if canonical is None:
             raise _error(f"unknown metric '{name}'", loc, "known: " + ", ".join(METRICS))
         if canonical not in out:

@@ -205,6 +205,22 @@ def test_embedding_input_refuses_float_ids(write: Writer, run_cli: RunCli, tmp_p
     assert code == 1 and "feeds an Embedding, which takes integer token ids" in err
 
 
+def test_unknown_metric_is_reported_at_the_metric(
+    write: Writer, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """`run` pointed at the network (1:1); `check` passed the same file."""
+    model = write("m.neural", model_text(metrics='["accuracy", "f1score"]'))
+    for command in (("check",), ("run", "--synthetic", 32, "--output-dir", tmp_path / "o")):
+        code, err = run_cli(command[0], model, *command[1:])
+        assert code == 1
+        assert err.splitlines()[:3] == [
+            f"{model}:8:25: error: unknown metric 'f1score'",
+            '    metrics: ["accuracy", "f1score"]',
+            "  " + " " * 24 + "^",
+        ]
+    assert not (tmp_path / "o").exists()
+
+
 def _config(text: str) -> dict:
     from neuralc.frontend.check import check_program
     from neuralc.frontend.parser import parse_text
