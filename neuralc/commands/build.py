@@ -36,6 +36,7 @@ from pathlib import Path
 from neuralc.commands.common import (
     Sources,
     load_program,
+    only_network,
     print_diagnostics,
     require_networks,
     write_atomic,
@@ -131,6 +132,13 @@ def check_usage(args: argparse.Namespace) -> str | None:
     """Usage errors argparse cannot see (build and predict share them)."""
     if args.opset is not None and args.target != "onnx":
         return f"argument --opset: applies to --target onnx only, not --target {args.target}"
+    emit = getattr(args, "emit", None)
+    if args.target == "tensorflow" and emit not in (None, "nn"):
+        # Keras takes the `nn` stage; asking for a later one is refused, not dropped.
+        return (
+            f"argument --emit: --emit {emit}: the tensorflow target is emitted from the nn "
+            "stage; use --emit nn, or --target pytorch/onnx for the tensor and kernel stages"
+        )
     return None
 
 
@@ -258,15 +266,11 @@ def optimize_module(network: Network, args: argparse.Namespace, sources: Sources
 
 def _check_keras_stage(args: argparse.Namespace) -> None:
     """Keras takes the `nn` stage: the -O presets stop there for tensorflow, but an explicit
-    request for more (`--emit tensor`, lowering passes in `--passes`) is refused, not dropped."""
+    request for more (lowering passes in `--passes`) is refused, not dropped (`--emit tensor`
+    is a usage error, `check_usage`'s)."""
     from neuralc.passes.pipeline import parse_pipeline
     from neuralc.passes.presets import STAGES, pass_stage
 
-    emit = getattr(args, "emit", None)
-    if emit not in (None, "nn"):
-        raise error(f"--emit {emit}: the tensorflow target is emitted from the nn stage",
-                    None, "use --emit nn, or --target pytorch/onnx for the tensor and kernel "
-                    "stages")
     text = getattr(args, "passes", None)
     if not text:
         return
@@ -306,6 +310,9 @@ def compile_network(args: argparse.Namespace, sources: Sources) -> tuple[Network
 
     program = load_program(args.model, sources)
     require_networks(program)
+    if args.network is not None:
+        # Only the chosen network is checked, as `check --network` does.
+        program = only_network(program, args.network)
     if args.device is not None:
         check_device_option(args.device)
     result = check_program(program)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from neuralc.commands.common import Sources, load_program, print_diagnostics
+from neuralc.commands.common import Sources, load_program, only_network, print_diagnostics
 from neuralc.diagnostics import error
 from neuralc.frontend.ast import Program
 from neuralc.frontend.check import CheckResult, check_program
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
                         "add a `network Name { input: (...) layers: ... }` block")
         return _macro_library(program, args)
     if args.network is not None:
-        program = _only(program, args.network)
+        program = only_network(program, args.network)
     result = check_program(program)
     print_diagnostics(result.warnings, sources)
     if args.emit == "nn":
@@ -63,23 +63,6 @@ def _macro_library(program: Program, args: argparse.Namespace) -> int:
         print(f"{program.path}: defines macros {names} and no network; arguments checked, "
               "shapes are checked where a network uses them")
     return 0
-
-
-def _only(program: Program, name: str) -> Program:
-    """The program with only the network `name` (the others are not checked: an error in
-    another network of the file does not hide this one's result)."""
-    import dataclasses
-
-    from neuralc.diagnostics import did_you_mean
-    from neuralc.frontend.macros import check_unique_networks
-
-    check_unique_networks(program)
-    chosen = [n for n in program.networks if n.name == name]
-    if not chosen:
-        names = [n.name for n in program.networks]
-        raise error(f"no network named '{name}' in {program.path}", None,
-                    did_you_mean(name, names) or "networks: " + ", ".join(names))
-    return dataclasses.replace(program, networks=tuple(chosen))
 
 
 def _module_text(networks: list[Network]) -> str:

@@ -12,7 +12,14 @@ from neuralc.diagnostics import CompileError, Diagnostic
 from neuralc.fileio import write_atomic
 from neuralc.frontend import ast
 
-__all__ = ["Sources", "load_program", "print_diagnostics", "require_networks", "write_atomic"]
+__all__ = [
+    "Sources",
+    "load_program",
+    "only_network",
+    "print_diagnostics",
+    "require_networks",
+    "write_atomic",
+]
 
 
 class Sources:
@@ -56,3 +63,23 @@ def require_networks(program: ast.Program) -> None:
                     "add a `network Name { input: (...) layers: ... }` block"
                     if not program.macros else
                     "it only defines macros; use them in a network")
+
+
+def only_network(program: ast.Program, name: str) -> ast.Program:
+    """The program with only the network `name`, for every command's `--network`: the other
+    networks are not checked, so an error in one of them does not hide this one's result."""
+    import dataclasses
+
+    from neuralc.diagnostics import did_you_mean, error
+    from neuralc.frontend.macros import check_unique_networks
+
+    check_unique_networks(program)
+    chosen = [n for n in program.networks if n.name == name]
+    if not chosen:
+        names = [n.name for n in program.networks]
+        raise error(
+            f"no network named '{name}' in {program.path}",
+            None,
+            did_you_mean(name, names) or "networks: " + ", ".join(names),
+        )
+    return dataclasses.replace(program, networks=tuple(chosen))

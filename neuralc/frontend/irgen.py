@@ -289,9 +289,10 @@ class _NetworkBuilder(LayerResolver):
                 "only ResidualConnection { ... } holds layers; write the inner layers "
                 "on their own lines",
             )
-        if spec.name == "TransformerDecoder" and ctx.memory is not None:
-            attrs["cross_attention"] = True
-            inputs = [*inputs, ctx.memory]
+        if spec.name == "TransformerDecoder":
+            attrs["cross_attention"] = self._cross_attends(call, spec, attrs, ctx.memory)
+            if attrs["cross_attention"] and ctx.memory is not None:
+                inputs = [*inputs, ctx.memory]
         self._check_follows(call, spec, inputs)
         result_type = self._infer(call, spec, attrs, inputs)
         if spec.name == "TransformerDecoder":

@@ -77,6 +77,26 @@ class LayerResolver:
             loc = call.args[exc.arg_index].loc if exc.arg_index is not None else call.loc
             raise error(_prefixed(spec.name, exc.message), loc, exc.note or "") from None
 
+    def _cross_attends(
+        self, call: ast.LayerCall, spec: LayerSpec, attrs: dict, memory: Value | None
+    ) -> bool:
+        """Whether a TransformerDecoder attends to `memory` (the latest encoder output): as
+        written when `cross_attention` is given, else whenever there is an encoder output."""
+        index = next(i for i, p in enumerate(spec.params) if p.name == "cross_attention")
+        positional = [a for a in call.args if a.name is None]
+        given = [a for a in call.args if a.name == "cross_attention"] + positional[index:]
+        if not given:
+            return memory is not None
+        if attrs["cross_attention"] is True and memory is None:
+            raise error(
+                f"{spec.name} cross_attention=true has no encoder output to attend to",
+                given[0].loc,
+                "cross-attention attends to the output of a TransformerEncoder earlier in the "
+                "network; put the encoder stack before this layer, or remove "
+                "cross_attention=true for a decoder-only (GPT-style) block",
+            )
+        return attrs["cross_attention"] is True
+
     def _infer(
         self, call: ast.LayerCall, spec: LayerSpec, attrs: dict, operands: list[Value]
     ) -> TensorType:

@@ -15,7 +15,8 @@ device). Left alone: results of more than `max-elements` elements, bf16 (numpy h
 non-static shapes, results over `inline-limit` elements when base64 is not accepted, and anything
 numpy cannot evaluate exactly as the emitted code would: an integer `tensor.div` whose quotient
 is not exact (division by zero included: numpy would warn and give garbage, and truncating,
-flooring and true division disagree), a float result cast to an integer type that is not finite,
+flooring and true division disagree) or does not fit the result type (INT_MIN / -1, which numpy
+would wrap with an overflow warning), a float result cast to an integer type that is not finite,
 and a constant whose value does not fit its type. A result whose elements are all equal (bit for
 bit, so NaN splats stay splats and -0.0 stays apart from 0.0) is written as a splat. Constants
 left unused are dce's.
@@ -147,13 +148,23 @@ def _div(op: Operation, args: list[Any]) -> Any:
 
     if len(args) != 2:
         return None
-    if op.results[0].type.dtype in INTEGER_DTYPES:
+    dtype = op.results[0].type.dtype
+    if dtype in INTEGER_DTYPES:
         num, den = np.broadcast_arrays(args[0].astype("int64"), args[1].astype("int64"))
+        # INT64_MIN // -1 overflows int64 itself (numpy warns and wraps to INT64_MIN), so it is
+        # refused before dividing; like division by zero, the emitted op keeps its own meaning.
+        if (den == 0).any() or ((num == np.iinfo("int64").min) & (den == -1)).any():
+            return None
         # Only exact quotients: the emitters spell it `/` (true division), numpy's integer
         # division floors and C truncates, and they all agree only when the remainder is 0.
-        if (den == 0).any() or (num % np.where(den == 0, 1, den) != 0).any():
+        if (num % den != 0).any():
             return None
-        return num // den
+        quotient = num // den
+        # A quotient past the result type (INT32_MIN / -1 as i32) would wrap on the cast.
+        info = np.iinfo(NUMPY_DTYPES[dtype])
+        if ((quotient < info.min) | (quotient > info.max)).any():
+            return None
+        return quotient
     with np.errstate(all="ignore"):
         return np.divide(args[0], args[1])
 

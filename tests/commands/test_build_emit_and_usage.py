@@ -227,18 +227,27 @@ def test_build_help_says_what_weights_do(capsys: pytest.CaptureFixture[str]) -> 
     assert "record its path (relative to the module) as the weight file they load" in help_text
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--passes", "unroll-repeat,lower-nn-to-tensor,fuse-ffn"],
-     "--passes lowers past the nn stage (lower-nn-to-tensor, fuse-ffn)"),
-    (["--emit", "kernel"], "--emit kernel: the tensorflow target is emitted from the nn stage"),
-])
-def test_tensorflow_refuses_stages_keras_cannot_express(
-        workdir: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
-        message: str) -> None:
+def test_tensorflow_refuses_passes_keras_cannot_express(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The -O presets stop at the nn stage for tensorflow; asking for more explicitly is an
     error, not silently dropped (the output used to be byte-identical to -O0's)."""
-    assert main(["build", "mlp.neural", "--target", "tensorflow", *extra]) == 1
+    lowering = "unroll-repeat,lower-nn-to-tensor,fuse-ffn"
+    assert main(["build", "mlp.neural", "--target", "tensorflow", "--passes", lowering]) == 1
     err = capsys.readouterr().err
-    assert message in err and "--target pytorch" in err
+    assert "--passes lowers past the nn stage (lower-nn-to-tensor, fuse-ffn)" in err
+    assert "--target pytorch" in err
     assert main(["build", "mlp.neural", "--target", "tensorflow", "--passes",
                  "unroll-repeat,canonicalize", "-o", "ok.py"]) == 0
+
+
+@pytest.mark.parametrize("stage", ["tensor", "kernel"])
+def test_tensorflow_emit_past_nn_is_a_usage_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str], stage: str
+) -> None:
+    """Like --opset outside onnx: exit 2 with the usage line, before any work."""
+    err = usage_error(capsys, "build", "mlp.neural", "--target", "tensorflow", "--emit", stage)
+    assert err.startswith("usage: neuralc build")
+    assert f"--emit {stage}: the tensorflow target is emitted from the nn stage" in err
+    assert "--target pytorch" in err
+    assert cli(capsys, "build", "mlp.neural", "--target", "tensorflow", "--emit", "nn")[0] == 0

@@ -44,6 +44,8 @@ CASES = [
     ("    Dense(10) @ \"tpu\"", "(32,)", 4, 17, 'invalid device "tpu"', "cuda:N"),
     ("    Dense(10) * 0", "(32,)", 4, 17, "at least 1", "remove the layer"),
     ("    Flatten()\n    Reshape(target_shape=(7, 7))", "(28, 28, 1)", 5, 13, "Reshape", None),
+    ("    TransformerDecoder(num_heads=2, dff=32, cross_attention=true)", "(6, 16)", 4, 45,
+     "no encoder output to attend to", "TransformerEncoder earlier in the network"),
 ]
 
 

@@ -126,6 +126,62 @@ def test_decoder_alone_is_causal_self_attention_only() -> None:
     assert len(decoder.operands) == 1
 
 
+ENCODER_THEN_DECODER = """network S {{ input: (10, 16) layers:
+  TransformerEncoder(num_heads=2, dff=32)
+  TransformerDecoder(num_heads=2, dff=32{cross})
+}}"""
+
+
+def test_explicit_cross_attention_false_is_honoured_after_an_encoder() -> None:
+    """`cross_attention=false` used to be overridden by the encoder before it: the decoder is
+    then self-attention only, with an encoder layer's parameters (no multihead_attn, no norm3)."""
+    from neuralc.lower.weights import init_weights
+
+    counts = {}
+    for cross in ("", ", cross_attention=true", ", cross_attention=false"):
+        result = check_program(parse_text(ENCODER_THEN_DECODER.format(cross=cross), "m.neural"))
+        built = result.networks[0]
+        encoder, decoder = built.network.body.ops[:2]
+        assert decoder.attrs["cross_attention"] is (cross != ", cross_attention=false")
+        assert decoder.operands[1:] == (
+            [encoder.result] if decoder.attrs["cross_attention"] else []
+        )
+        assert str(decoder.result.type) == "f32[N,10,16]"
+        counts[cross] = [row.params for row in built.rows]
+        keys = sorted(k for k in init_weights(built.network, 0) if k.startswith("transformer_d"))
+        assert ("transformer_decoder.multihead_attn.in_proj_weight" in keys) is (
+            decoder.attrs["cross_attention"]
+        )
+        assert ("transformer_decoder.norm3.weight" in keys) is decoder.attrs["cross_attention"]
+    encoder_params = counts[""][0]
+    assert counts[""] == counts[", cross_attention=true"] == [encoder_params, 3344]
+    assert counts[", cross_attention=false"] == [encoder_params, encoder_params] == [2224, 2224]
+
+
+def test_cross_attention_without_an_encoder_is_a_diagnostic_at_the_argument() -> None:
+    """It used to pass the front end and fail the verifier (an internal error): the op took one
+    operand where cross-attention needs two."""
+    source = (
+        "network G { input: (10, 16) layers:\n"
+        "  TransformerDecoder(num_heads=2, dff=32, cross_attention=true)\n}"
+    )
+    with pytest.raises(CompileError) as info:
+        build(source)
+    [diagnostic] = info.value.diagnostics
+    assert diagnostic.message == (
+        "TransformerDecoder cross_attention=true has no encoder output to attend to"
+    )
+    assert (diagnostic.loc.line, diagnostic.loc.column) == (2, 43)
+    assert "TransformerEncoder earlier in the network" in diagnostic.notes[0]
+    # Written positionally too (the eighth parameter).
+    positional = source.replace(
+        "num_heads=2, dff=32, cross_attention=true", '2, None, 32, 0.1, "relu", 1e-5, false, true'
+    )
+    with pytest.raises(CompileError, match="no encoder output to attend to"):
+        build(positional)
+    assert build(source.replace("=true", "=false")).body.ops[0].attrs["cross_attention"] is False
+
+
 def test_branches_merge() -> None:
     source = """
     network M { input: { a: (4,), b: (6,) } layers:

@@ -110,6 +110,34 @@ def test_integer_division_folds_exact_quotients_only_and_never_warns() -> None:
     assert results == {"zero": False, "inexact": False, "exact": (2, -2)}
 
 
+OVERFLOWING_DIV = (
+    'module {{\n  network @D(%x: {t}[2]) loc("t.neural":1:1) {{\n'
+    '    %a = tensor.constant() {{value = ({low}, 6)}} -> {t}[2] loc("t.neural":2:5)\n'
+    '    %b = tensor.constant() {{value = -1}} -> {t}[2] loc("t.neural":3:5)\n'
+    '    %q = tensor.div(%a, %b) -> {t}[2] loc("t.neural":4:5)\n'
+    '    %y = tensor.add(%q, %x) -> {t}[2] loc("t.neural":5:5)\n'
+    "    return(%y)\n  }}\n}}\n"
+)
+
+
+@pytest.mark.parametrize(("dtype", "low"), [("i64", -(2**63)), ("i32", -(2**31)), ("i8", -128)])
+def test_integer_division_overflowing_its_type_stays_in_place(dtype: str, low: int) -> None:
+    """INT_MIN / -1 has no value in its type (numpy's int64 floor_divide warns and wraps to
+    INT_MIN; a narrower quotient would wrap on the cast): the division is not folded."""
+    module = ir(OVERFLOWING_DIV.format(t=dtype, low=low))
+    ctx = PassContext()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not ConstantFold().run(module, ctx)
+    out = roundtrip(module)
+    assert f"%q = tensor.div(%a, %b) -> {dtype}[2]" in out
+    assert ctx.hits == {}
+    # The same division without INT_MIN is exact and folds.
+    fits = ir(OVERFLOWING_DIV.format(t=dtype, low=low + 2))
+    assert ConstantFold().run(fits, PassContext())
+    assert f"%q = tensor.constant() {{value = ({-(low + 2)}, -6)}} -> {dtype}[2]" in roundtrip(fits)
+
+
 def test_nan_and_signed_zero_splats() -> None:
     nan = np.full((2, 2), np.nan, dtype="float32")
     value = encode_constant(nan)

@@ -118,8 +118,9 @@ def _block_params(decoder: bool) -> tuple[Param, ...]:
     ]
     if decoder:
         params.append(Param(
-            "cross_attention", "bool", False, "also attend to an encoder's output (set by the "
-            "compiler when a TransformerEncoder stack precedes this layer)"))
+            "cross_attention", "bool", False, "also attend to an encoder's output (default: "
+            "true when a TransformerEncoder stack precedes this layer; true needs one, false "
+            "keeps a self-attention-only block after one)"))
     return tuple(params)
 
 
@@ -191,7 +192,7 @@ register_layer(LayerSpec(
     infer=_block_infer("TransformerDecoder"), weights=_block_weights,
     doc="A Transformer decoder layer. Without an encoder before it: a GPT block (causal "
     "self-attention + feed-forward; same weights as a TransformerEncoder). With "
-    "`cross_attention=true` (set by the compiler after a TransformerEncoder stack) it is "
+    "`cross_attention=true` (the default after a TransformerEncoder stack) it is "
     "`torch.nn.TransformerDecoderLayer` and its inputs are `[x, memory]` (the encoder output, "
     "same d_model). Keeps the shape of `x`.",
     category="attention",

@@ -295,6 +295,11 @@ FUNCTIONAL_NAMES = frozenset(
         "DEVICES",
         "base64",
         "os",
+        # The forward runs in `with kernel_autotuning(AUTOTUNE):` (`contextlib.nullcontext`
+        # without neuralc): a class or variable of these names would shadow them.
+        "AUTOTUNE",
+        "kernel_autotuning",
+        "contextlib",
         *(alias for _, alias in FUSED_IMPORTS.values()),
     }
 )
