@@ -16,6 +16,7 @@ parameter (name, rule, default).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from neuralc.diagnostics import SourceLocation, error
@@ -229,6 +230,7 @@ def check_value(value: Attr, rule: Rule, what: str, loc: SourceLocation, note: s
                     note,
                 )
             _check_int64(candidate, what, loc)
+            _check_finite(candidate, what, loc)
         return
     if rule.kind == "numbers" and isinstance(value, tuple):
         # A list may hold HPO expressions: `boundaries=(HPO(choice(10, 20)), 40)`.
@@ -238,6 +240,18 @@ def check_value(value: Attr, rule: Rule, what: str, loc: SourceLocation, note: s
     if not rule.accepts(value):
         raise error(f"{what} must be {rule.describe()}, got {show(value)}", loc, note)
     _check_int64(value, what, loc)
+    _check_finite(value, what, loc)
+
+
+def _check_finite(value: Attr, what: str, loc: SourceLocation) -> None:
+    """A literal past float64's range (`learning_rate=1e400`) reads as infinity; no setting
+    means that, and training with it only fails later, as a NaN loss."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error(
+            f"{what} {show(value)} is not a finite number",
+            loc,
+            "64-bit floats hold magnitudes up to about 1.8e308",
+        )
 
 
 def _check_int64(value: Attr, what: str, loc: SourceLocation) -> None:

@@ -85,6 +85,27 @@ def test_schedule_arguments_past_int64_are_errors() -> None:
     )
 
 
+FINITE_NOTE = "64-bit floats hold magnitudes up to about 1.8e308"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("optimizer: Adam(learning_rate=^1e400)", "Adam() learning_rate inf"),
+        ('optimizer: ^"Adam(learning_rate=1e400)"', "Adam() learning_rate inf"),
+        ("optimizer: Adam(learning_rate=^HPO(choice(0.1, 1e400)))", "Adam() learning_rate inf"),
+        (
+            "optimizer: Adam(ExponentialDecay(^1e400, 10, 0.9))",
+            "ExponentialDecay() initial_learning_rate inf",
+        ),
+        ("optimizer: Adam(epsilon=^1e999)", "Adam() epsilon inf"),
+    ],
+)
+def test_numbers_past_float64_are_errors_at_the_value(line: str, message: str) -> None:
+    # Such literals read as infinity; training with them would only fail later, as NaN.
+    expect(line, f"{message} is not a finite number", FINITE_NOTE)
+
+
 def test_check_reports_epochs_past_int64(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
