@@ -11,9 +11,10 @@ import sys
 from typing import Any
 
 from neuralc.layers import LayerSpec, Param, all_layers
-from neuralc.layers.binding import bind, format_value, signature
+from neuralc.layers.binding import bind
 from neuralc.layers.families import EXAMPLES, compose, dims
 from neuralc.layers.families.common import dsl_call
+from neuralc.layers.param_text import format_value, signature
 
 CATEGORIES = ("core", "convolution", "pooling", "reshaping", "normalization", "attention",
               "recurrent", "structure")

@@ -4,22 +4,26 @@ devices and shape inference, with a diagnostic at the user's source line for eve
 The builder works on one HPO *trial* at a time: discrete hyperparameters that may change shapes
 are fixed by the trial, the others stay `HPOAttr`s in the IR. `neuralc.frontend.check` runs it
 once per combination.
+
+Nested blocks (repetition, residual regions) are `nested_blocks`; one layer line in isolation
+(registry lookup, binding, shape inference) is `layer_call`; this module composes them into
+networks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from neuralc.diagnostics import CompileError, Diagnostic, SourceLocation, did_you_mean, error
+from neuralc.diagnostics import Diagnostic, SourceLocation, did_you_mean, error
 from neuralc.frontend import ast
 from neuralc.frontend.config import network_attrs
 from neuralc.frontend.inputs import network_inputs
-from neuralc.frontend.layer_call import LayerResolver, concrete
+from neuralc.frontend.layer_call import concrete
 from neuralc.frontend.macros import check_unique_networks, macro_table
-from neuralc.frontend.values import Trial, to_attr
+from neuralc.frontend.nested_blocks import EmitContext, NestedBlocks
+from neuralc.frontend.values import Trial
 from neuralc.ir.core import Block, Module, Network, Operation, Value
-from neuralc.ir.naming import SINGLE_BODY, NameScope, unrolled_name
+from neuralc.ir.naming import NameScope
 from neuralc.ir.types import TensorType
 from neuralc.layers import LayerSpec, get_layer
 
@@ -46,18 +50,6 @@ class BuiltNetwork:
         return sum(row.params for row in self.rows)
 
 
-@dataclass
-class _Ctx:
-    """Where ops go and how they are named while emitting a sequence of layers."""
-
-    block: Block
-    scope: NameScope
-    rows: list[LayerRow] | None
-    row_name: Callable[[str], str]  # IR op name -> the name `check` lists
-    memory: Value | None = None  # the latest TransformerEncoder output, for cross-attention
-    macro_use: SourceLocation | None = None
-
-
 def build_module(
     program: ast.Program, trial: Trial | None = None, warnings: list[Diagnostic] | None = None
 ) -> tuple[Module, list[BuiltNetwork]]:
@@ -70,7 +62,7 @@ def build_module(
     return Module([b.network for b in built]), built
 
 
-class _NetworkBuilder(LayerResolver):
+class _NetworkBuilder(NestedBlocks):
     def __init__(
         self,
         program: ast.Program,
@@ -101,7 +93,7 @@ class _NetworkBuilder(LayerResolver):
         self.network_inputs, self.batch_none = network_inputs(net, self.macros, self.warnings)
         body = Block(self.network_inputs)
         rows: list[LayerRow] = []
-        ctx = _Ctx(body, NameScope(taken={a.name for a in body.args}), rows, lambda n: n)
+        ctx = EmitContext(body, NameScope(taken={a.name for a in body.args}), rows, lambda n: n)
         if len(body.args) == 1 and not any(isinstance(i, ast.Branch) for i in net.layers):
             out = self._emit_items(net.layers, ctx, body.args[0])
         else:
@@ -110,11 +102,9 @@ class _NetworkBuilder(LayerResolver):
         network = Network(net.name, body, attrs, net.loc)
         return BuiltNetwork(network, rows)
 
-    # Inputs -----------------------------------------------------------------------------------
-
     # Sequences and branches -------------------------------------------------------------------
 
-    def _emit_branches(self, net: ast.Network, ctx: _Ctx) -> Value:
+    def _emit_branches(self, net: ast.Network, ctx: EmitContext) -> Value:
         inputs = {v.name: v for v in ctx.block.args}
         pending: list[Value] = []
         current: Value | None = None
@@ -163,7 +153,7 @@ class _NetworkBuilder(LayerResolver):
         assert current is not None
         return current
 
-    def _emit_items(self, items: tuple[ast.LayerItem, ...], ctx: _Ctx, x: Value) -> Value:
+    def _emit_items(self, items: tuple[ast.LayerItem, ...], ctx: EmitContext, x: Value) -> Value:
         for item in items:
             if isinstance(item, ast.Branch):
                 raise error(
@@ -174,7 +164,7 @@ class _NetworkBuilder(LayerResolver):
 
     # One layer line ---------------------------------------------------------------------------
 
-    def _emit_call(self, call: ast.LayerCall, ctx: _Ctx, x: Value | list[Value]) -> Value:
+    def _emit_call(self, call: ast.LayerCall, ctx: EmitContext, x: Value | list[Value]) -> Value:
         device = self._device(call)
         count = self._repeat_count(call)
         if call.name in self.macros:
@@ -185,7 +175,7 @@ class _NetworkBuilder(LayerResolver):
                 raise error(f"macro '{call.name}' takes no nested block", call.loc)
             items = macro.layers
             if count is None:
-                return self._emit_items(items, _with_use(ctx, call.loc), _single(x, call))
+                return self._emit_items(items, ctx.with_use(call.loc), _single(x, call))
             return self._emit_repeat(
                 call, ctx, _single(x, call), items, count, device, base=call.name
             )
@@ -201,64 +191,11 @@ class _NetworkBuilder(LayerResolver):
             )
         return self._emit_layer(call, spec, ctx, x, device)
 
-    def _emit_repeat(
-        self,
-        call: ast.LayerCall,
-        ctx: _Ctx,
-        x: Value,
-        items: tuple[ast.LayerItem, ...],
-        count: int,
-        device: str | None,
-        base: str,
-    ) -> Value:
-        name = ctx.scope.fresh(base)
-        single = len(items) == 1 and items[0] is call
-        current_type = x.type
-        body_block: Block | None = None
-        for index in range(count):
-            arg = Value(f"{name}.in", current_type)
-            block = Block([arg])
-            scope = NameScope(name, ctx.scope.taken if index == 0 else set(ctx.scope.taken))
-            inner = _Ctx(
-                block,
-                scope,
-                ctx.rows,
-                lambda n, i=index: ctx.row_name(unrolled_name(n, name, i)),  # type: ignore[misc]
-                ctx.memory,
-                ctx.macro_use,
-            )
-            try:
-                if single:
-                    spec = self._spec(call)
-                    out = self._emit_layer(
-                        call, spec, inner, arg, device, fixed_name=f"{name}.{SINGLE_BODY}"
-                    )
-                else:
-                    out = self._emit_items(items, _with_use(inner, call.loc), arg)
-            except CompileError as exc:
-                if index > 0:
-                    exc.diagnostics[0].notes += (
-                        f"in repetition {index + 1} of {count} (input {current_type})",
-                    )
-                raise
-            block.append(Operation("nn.yield", f"{name}.yield", [out], loc=call.loc))
-            if index == 0:
-                body_block = block
-            current_type = out.type
-        assert body_block is not None
-        op = Operation(
-            "nn.repeat", name, [x], [current_type], {"count": count}, call.loc, device, [body_block]
-        )
-        ctx.block.append(op)
-        if _produces_memory(items, self.macros):
-            ctx.memory = op.result
-        return op.result
-
     def _emit_layer(
         self,
         call: ast.LayerCall,
         spec: LayerSpec,
-        ctx: _Ctx,
+        ctx: EmitContext,
         x: Value | list[Value],
         device: str | None,
         fixed_name: str | None = None,
@@ -319,45 +256,6 @@ class _NetworkBuilder(LayerResolver):
             self.producers[op.result] = (spec, inputs[0])
         return op.result
 
-    def _residual_regions(self, call: ast.LayerCall, ctx: _Ctx, x: Value, name: str,
-                          device: str | None) -> tuple[list[Block], list[Value]]:
-        """Body (and optional shortcut) of `ResidualConnection { ... }`.
-
-        A trailing 1×1 convolution is the shortcut projection when the rest of the block
-        changes the shape (ResNet's downsampling blocks, as upstream's resnet.neural writes them).
-        """
-        items = call.body or ()
-        if not items:
-            raise error("ResidualConnection needs a block of layers", call.loc,
-                        "write ResidualConnection { Dense(64) ... }")
-        scope = NameScope(name, ctx.scope.taken)  # `name` is already qualified
-        if len(items) >= 2 and _is_projection(items[-1]):
-            trial = Block([Value(f"{name}.in", x.type)])
-            probe = _Ctx(trial, scope.copy(), None, ctx.row_name, ctx.memory)
-            try:
-                out = self._emit_items(items, probe, trial.args[0])
-                keeps_shape = out.type == x.type
-            except CompileError:
-                keeps_shape = False
-            if not keeps_shape:
-                body = Block([Value(f"{name}.in", x.type)])
-                inner = _Ctx(body, scope, ctx.rows, ctx.row_name, ctx.memory)
-                body_out = self._emit_items(items[:-1], inner, body.args[0])
-                body.append(Operation("nn.yield", f"{name}.yield", [body_out], loc=call.loc))
-                shortcut = Block([Value(f"{name}.shortcut_in", x.type)])
-                inner_sc = _Ctx(shortcut, scope, ctx.rows, ctx.row_name, ctx.memory)
-                sc_out = self._emit_items(items[-1:], inner_sc, shortcut.args[0])
-                shortcut.append(Operation("nn.yield", f"{name}.shortcut_yield", [sc_out],
-                                          loc=items[-1].loc))
-                return [body, shortcut], [sc_out, body_out]
-        body = Block([Value(f"{name}.in", x.type)])
-        inner = _Ctx(body, scope, ctx.rows, ctx.row_name, ctx.memory)
-        body_out = self._emit_items(items, inner, body.args[0])
-        body.append(Operation("nn.yield", f"{name}.yield", [body_out], loc=call.loc))
-        return [body], [x, body_out]
-
-    # Pieces -----------------------------------------------------------------------------------
-
 
 def _single(x: Value | list[Value], call: ast.LayerCall) -> Value:
     if isinstance(x, list):
@@ -369,34 +267,6 @@ def _single(x: Value | list[Value], call: ast.LayerCall) -> Value:
             )
         return x[0]
     return x
-
-
-def _with_use(ctx: _Ctx, use: SourceLocation) -> _Ctx:
-    return _Ctx(ctx.block, ctx.scope, ctx.rows, ctx.row_name, ctx.memory, ctx.macro_use or use)
-
-
-def _is_projection(item: ast.LayerItem) -> bool:
-    if not isinstance(item, ast.LayerCall) or item.name not in ("Conv1D", "Conv2D"):
-        return False
-    sizes = [a.value for a in item.args if a.name == "kernel_size"]
-    if not sizes:
-        positional = [a.value for a in item.args if a.name is None]
-        sizes = positional[1:2]
-    if not sizes:
-        return False
-    value = to_attr(sizes[0])
-    values = value if isinstance(value, tuple) else (value,)
-    return all(v == 1 for v in values)
-
-
-def _produces_memory(items: tuple[ast.LayerItem, ...], macros: dict[str, ast.MacroDef]) -> bool:
-    last = items[-1] if items else None
-    if not isinstance(last, ast.LayerCall):
-        return False
-    if last.name in macros:
-        return _produces_memory(macros[last.name].layers, macros)
-    spec = get_layer(last.name)
-    return spec is not None and spec.name == "TransformerEncoder"
 
 
 def _execution_device(attrs: dict) -> str | None:

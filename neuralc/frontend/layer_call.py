@@ -3,7 +3,7 @@ arguments bound to the layer's parameters, its device, its repetition count and 
 — each failure a diagnostic at the argument or line responsible.
 
 `LayerResolver` is the part of the IR builder (`irgen._NetworkBuilder`) that looks at one line
-in isolation; the builder composes lines into networks.
+in isolation; the builder composes lines into networks (and `nested_blocks` into regions).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The vocabulary of the registry: parameters, weights, shape errors, layer specs.
+"""The vocabulary of the registry: parameters (and their value kinds), weights, shape errors,
+layer specs.
 
 Every layer's shape rule also enforces the size limits no layer may exceed (`SizedRule`): each
 dimension of its inputs and output fits in an int64, and no weight tensor has more than
@@ -32,6 +33,17 @@ REQUIRED: Any = _Required()
 #   "any"        any attribute value
 PARAM_KINDS = ("int", "float", "bool", "str", "ints", "shape", "activation", "any")
 
+
+def is_int(value: Any) -> bool:
+    """An int for the "int" kinds: a bool is not one, though Python says it is."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A number for the "float" kind (ints accepted, bools not)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 ACTIVATIONS = (
     "linear", "relu", "gelu", "tanh", "sigmoid", "softmax", "elu", "selu", "leaky_relu",
     "swish", "silu", "softplus", "softsign", "hard_sigmoid", "log_softmax",
@@ -63,6 +75,13 @@ class Param:
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    def in_bounds(self, value: float) -> bool:
+        """Whether `value` lies within `minimum`/`maximum` (each exclusive if flagged so)."""
+        lo, hi = self.minimum, self.maximum
+        too_low = lo is not None and (value <= lo if self.minimum_exclusive else value < lo)
+        too_high = hi is not None and (value >= hi if self.maximum_exclusive else value > hi)
+        return not (too_low or too_high)
 
 
 @dataclass(frozen=True)

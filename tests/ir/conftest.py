@@ -9,8 +9,8 @@ import pytest
 from ir_testlib import FAKE_LAYERS, TEST_OPS
 
 from neuralc.ir.core import OPS
+from neuralc.ir.dialects import ensure_dialects
 from neuralc.ir.nn import register_nn_dialect
-from neuralc.ir.parser import ensure_dialects
 
 
 @pytest.fixture(scope="session", autouse=True)

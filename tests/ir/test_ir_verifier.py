@@ -9,11 +9,11 @@ from ir_testlib import loc, module_text
 from neuralc.diagnostics import SourceLocation
 from neuralc.ir.builder import new_network
 from neuralc.ir.core import Block, FusedLoc, Module, Network, Operation, Value, VerifyError
+from neuralc.ir.dataflow import dataflow_graph
 from neuralc.ir.parser import parse_module
 from neuralc.ir.types import TensorType
 from neuralc.ir.verifier import (
     as_diagnostic,
-    dataflow_graph,
     find_problems,
     verify_module,
     verify_network,

@@ -9,8 +9,9 @@ import pytest
 
 from neuralc.ir.types import CallAttr, HPOAttr
 from neuralc.layers import LayerSpec, all_layers, get_layer
-from neuralc.layers.binding import BindError, bind, normalize, signature, validate_attrs
+from neuralc.layers.binding import BindError, bind, normalize, validate_attrs
 from neuralc.layers.families import EXAMPLES
+from neuralc.layers.param_text import signature
 
 Args = list[tuple[str | None, Any]]
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from neuralc.ir.types import TensorType
-from neuralc.layers.binding import format_value
+from neuralc.layers.param_text import format_value
 from neuralc.layers.spec import WeightSpec
 
 # (args as written in the DSL, input types): a worked example per layer for docs/layers.md and
