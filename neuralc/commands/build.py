@@ -19,7 +19,7 @@ module, exactly as `neuralc opt --emit STAGE` prints it (so `neuralc opt` reads 
 [--study-name NAME] [--resolved-out FILE]` first runs `neuralc tune`'s Optuna study over the
 HPO(...) expressions (training with the target's framework, PyTorch for onnx), prints the best
 parameters, then builds the resolved program: the best values written in place of the HPO
-expressions (`--resolved-out` writes it too).
+expressions (`--resolved-out` writes it too): `neuralc.commands.build_hpo`.
 """
 
 from __future__ import annotations
@@ -33,14 +33,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from neuralc.commands.common import (
-    Sources,
-    load_program,
-    only_network,
-    print_diagnostics,
-    require_networks,
-    write_atomic,
-)
+from neuralc.commands.build_hpo import add_hpo_arguments, reject_hpo_options, tune_network
+from neuralc.commands.common import Sources, load_for_network, print_diagnostics, write_atomic
 from neuralc.diagnostics import did_you_mean, error
 from neuralc.fileio import write_atomic_with_companions
 from neuralc.ir.core import Module, Network
@@ -70,29 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed of the initial weights when no weight file is given",
     )
     add_hpo_arguments(parser)
-
-
-def add_hpo_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--hpo`: tune every HPO(...) with `neuralc tune`'s study, then build the best values."""
-    from neuralc.commands.tune import add_study_arguments
-
-    group = parser.add_argument_group("hyperparameter search (--hpo)")
-    group.add_argument(
-        "--hpo",
-        action="store_true",
-        help="run the Optuna study of `neuralc tune` over the HPO(...) expressions and build "
-        "the best combination (needs --data or --synthetic)",
-    )
-    source = group.add_mutually_exclusive_group()
-    source.add_argument(
-        "--data", help="--hpo's training data: .npz with x, y (optionally x_val, y_val), or a "
-        "folder of .npy files"
-    )
-    source.add_argument(
-        "--synthetic", type=int, metavar="N", help="--hpo on N random samples (a smoke run)"
-    )
-    add_study_arguments(group)  # type: ignore[arg-type]
-    group.add_argument("--resolved-out", help="also write the resolved model (best values) here")
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,7 +117,7 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     if getattr(args, "hpo", False):
         network, path = tune_network(args, sources)
     else:
-        _reject_hpo_options(args)
+        reject_hpo_options(args)
         network, path = compile_network(args, sources)
     target = get_target(args.target)
     options = build_options(args, path)
@@ -176,70 +147,6 @@ def _emit_ir(network: Network, args: argparse.Namespace, sources: Sources) -> in
     else:
         sys.stdout.write(text)
     return 0
-
-
-_HPO_OPTIONS = ("data", "synthetic", "trials", "timeout", "storage", "study_name", "resolved_out")
-
-
-def _reject_hpo_options(args: argparse.Namespace) -> None:
-    given = [k for k in _HPO_OPTIONS if getattr(args, k, None) is not None]
-    if given:
-        option = "--" + given[0].replace("_", "-")
-        raise error(f"{option} is an option of --hpo", None, "add --hpo to tune before building")
-
-
-def tune_network(args: argparse.Namespace, sources: Sources) -> tuple[Network, str]:
-    """`build --hpo`: run `neuralc tune`'s study on the program, print the best parameters,
-    write the resolved model to `--resolved-out` if asked, and return the resolved program's
-    network (checked as `compile_network` checks it) and the original program's path (the
-    artifact keeps the model's stem)."""
-    from neuralc.commands.tune import run_study
-    from neuralc.frontend.check import check_program
-    from neuralc.frontend.parser import parse_text
-    from neuralc.train.hpo import TuneSettings, trial_rows
-
-    if args.data is None and args.synthetic is None:
-        raise error(
-            "--hpo needs training data",
-            None,
-            "give --data DATA (.npz or a folder of .npy files) or --synthetic N",
-        )
-    if args.synthetic is not None and args.synthetic < 1:
-        raise error(f"--synthetic must be a positive integer, got {args.synthetic}")
-    if args.trials is not None and args.trials < 1:
-        raise error(f"--trials must be a positive integer, got {args.trials}")
-    program = load_program(args.model, sources)
-    require_networks(program)
-    if args.device is not None:
-        check_device_option(args.device)
-    settings = TuneSettings(
-        # ONNX does not train: its study trains the PyTorch artifact of each combination.
-        target=args.target if args.target in ("pytorch", "tensorflow") else "pytorch",
-        trials=args.trials,
-        timeout=args.timeout,
-        storage=args.storage,
-        study_name=args.study_name,
-        network=args.network,
-        device=args.device,
-    )
-    result = run_study(program, settings, args.data, args.synthetic)
-    label = args.resolved_out or f"{program.path} (resolved)"
-    sources.add(label, result.resolved)
-    checked = check_program(parse_text(result.resolved, label))
-    print_diagnostics(checked.warnings, sources)
-    if args.resolved_out:
-        write_atomic(Path(args.resolved_out), result.resolved)
-    rows = [r for r in trial_rows(result.study) if r["value"] is not None]
-    if rows:
-        best = min(rows, key=lambda r: r["value"])
-        print(f"best trial {best['number']} (value {best['value']:.6g}):")
-        for name, value in best["params"].items():
-            print(f"  {name} = {value!r}")
-    if args.resolved_out:
-        print(f"resolved model: {args.resolved_out}")
-    return select_network(
-        [b.network for b in checked.networks], args.network, program.path
-    ), program.path
 
 
 def optimize(network: Network, args: argparse.Namespace, sources: Sources) -> Network:
@@ -308,11 +215,8 @@ def compile_network(args: argparse.Namespace, sources: Sources) -> tuple[Network
     """Parse and check `args.model`; return the selected network and the program's path."""
     from neuralc.frontend.check import check_program
 
-    program = load_program(args.model, sources)
-    require_networks(program)
-    if args.network is not None:
-        # Only the chosen network is checked, as `check --network` does.
-        program = only_network(program, args.network)
+    # Only the chosen network is checked, as `check --network` does.
+    program = load_for_network(args.model, sources, args.network)
     if args.device is not None:
         check_device_option(args.device)
     result = check_program(program)

@@ -3,6 +3,7 @@ neuralc.fileio's atomic writes)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 from collections.abc import Iterable
@@ -14,8 +15,11 @@ from neuralc.frontend import ast
 
 __all__ = [
     "Sources",
+    "for_network",
+    "load_for_network",
     "load_program",
     "only_network",
+    "positive_int",
     "print_diagnostics",
     "require_networks",
     "write_atomic",
@@ -83,3 +87,42 @@ def only_network(program: ast.Program, name: str) -> ast.Program:
             did_you_mean(name, names) or "networks: " + ", ".join(names),
         )
     return dataclasses.replace(program, networks=tuple(chosen))
+
+
+def for_network(program: ast.Program, name: str | None) -> ast.Program:
+    """`program` as a command given `--network name` sees it: only that network when a name is
+    given (`only_network`), else all of them."""
+    return program if name is None else only_network(program, name)
+
+
+def load_for_network(path: str, sources: Sources, name: str | None) -> ast.Program:
+    """Load the program a command that builds, trains or tunes works on: it must define a
+    network, and with `--network name` it holds only that one, so that the study or build of
+    one network is not blocked by an error in another."""
+    program = load_program(path, sources)
+    require_networks(program)
+    return for_network(program, name)
+
+
+def positive_int(text: str) -> int:
+    """The argparse type of counts given on the command line (`--epochs`, `--batch-size`): an
+    integer from 1 to 2**63 - 1, since the training loops hold them in an int64 (numpy and
+    PyTorch raise OverflowError past it, mid-run). Anything else is a usage error, exit 2."""
+    from neuralc.ir.types import INT64_MAX
+
+    digits = text.strip().lstrip("+-")
+    try:
+        value = int(text)
+    except ValueError:
+        # int() refuses strings of over 4,300 digits (CPython's limit) with a ValueError too.
+        if digits.isdigit() and not text.strip().startswith("-"):
+            raise argparse.ArgumentTypeError(
+                f"must be at most 2**63 - 1 = {INT64_MAX:,}, got a {len(digits):,}-digit "
+                "integer") from None
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    if value > INT64_MAX:
+        shown = str(value) if len(digits) <= 40 else f"a {len(digits):,}-digit integer"
+        raise argparse.ArgumentTypeError(f"must be at most 2**63 - 1 = {INT64_MAX:,}, got {shown}")
+    return value

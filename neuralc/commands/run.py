@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from neuralc.commands.common import Sources, print_diagnostics
+from neuralc.commands.common import Sources, positive_int, print_diagnostics
 from neuralc.diagnostics import Diagnostic, error
 
 TARGETS = ("pytorch", "tensorflow")
@@ -70,8 +70,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="optimization level of the build",
     )
     parser.add_argument("--network", help="the network to train (when the file has several)")
-    parser.add_argument("--epochs", type=int, help="override train { epochs }")
-    parser.add_argument("--batch-size", type=int, help="override train { batch_size }")
+    # Checked here (1 to 2**63 - 1), so a bad count is a usage error before anything is built.
+    parser.add_argument(
+        "--epochs", type=positive_int, metavar="N", help="override train { epochs }"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, metavar="N", help="override train { batch_size }"
+    )
     parser.add_argument(
         "--device",
         help='train on this device ("cpu", "cuda", "cuda:N", '
@@ -93,11 +98,9 @@ def configure(network: Any, args: argparse.Namespace, sources: Sources) -> dict[
     config = training_config(network, notes)
     print_diagnostics([Diagnostic(n, None, "note") for n in notes], sources)
     train = config["train"]
-    for key in ("epochs", "batch_size"):
+    for key in ("epochs", "batch_size"):  # positive int64s by their argparse type
         value = getattr(args, key)
         if value is not None:
-            if value < 1:
-                raise error(f"--{key.replace('_', '-')} must be a positive integer, got {value}")
             train[key] = value
     if args.seed is not None:
         if args.seed < 0:

@@ -5,6 +5,8 @@
 Searches every `HPO(...)` of the model with Optuna (train { search_method, num_trials }), each
 trial training the network through its built artifact as `neuralc run` does, and writes the
 model with the best values in place of the HPO expressions: a file `neuralc build` takes as is.
+With `--network NAME` only that network is tuned and checked: an error in another network of the
+file does not block it (the resolved file keeps the others as they were).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 
 from neuralc.commands.common import (
     Sources,
-    load_program,
+    for_network,
+    load_for_network,
     print_diagnostics,
-    require_networks,
     write_atomic,
 )
 from neuralc.commands.run import add_training_arguments, load_data
@@ -89,14 +91,13 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     from neuralc.train.hpo import TuneSettings, trial_rows
     from neuralc.train.report import print_trials, write_metrics
 
-    program = load_program(args.model, sources)
-    require_networks(program)
+    # With --network only that network is tuned and checked, as `build --hpo` does.
+    program = load_for_network(args.model, sources, args.network)
     if args.device is not None:
         check_device_option(args.device)
-    for key in ("trials", "epochs", "batch_size"):
-        value = getattr(args, key)
-        if value is not None and value < 1:
-            raise error(f"--{key.replace('_', '-')} must be a positive integer, got {value}")
+    # --epochs and --batch-size are positive by their argparse type (run.positive_int).
+    if args.trials is not None and args.trials < 1:
+        raise error(f"--trials must be a positive integer, got {args.trials}")
     overrides = {
         k: getattr(args, k) for k in ("epochs", "batch_size") if getattr(args, k) is not None
     }
@@ -120,8 +121,10 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     output = (
         Path(args.output) if args.output else Path(Path(program.path).stem + ".resolved.neural")
     )
-    # The resolved file must stand on its own: check it before writing it.
-    resolved = check_program(parse_text(result.resolved, str(output)))
+    # The resolved file must stand on its own: check it (the tuned network, with --network)
+    # before writing it.
+    sources.add(str(output), result.resolved)
+    resolved = check_program(for_network(parse_text(result.resolved, str(output)), args.network))
     print_diagnostics(resolved.warnings, sources)
     write_atomic(output, result.resolved)
     rows = trial_rows(result.study)

@@ -1,15 +1,22 @@
 """`neuralc check`'s engine: build and verify the IR once per shape-relevant HPO combination.
 
 Discrete hyperparameters in layer arguments and repetition counts can change shapes (heads,
-widths, depths), so every combination of them is built, up to MAX_TRIALS; the first failing one
-is named in the diagnostic. Continuous ones (dropout rates, learning rates) stay symbolic and are
-range-checked per candidate by the argument binder.
+widths, depths), so every combination of them is built while the product has at most
+MAX_TRIALS (1,024) combinations. Continuous ones (dropout rates, learning rates) stay symbolic:
+the argument binder checks their candidates (a range's end points, a stepped range's grid).
 
-Past MAX_TRIALS (six 4-way choices and a 2-way one already make 8,192; one integer range makes
-hundreds) the product is replaced by a covering set: every value of every hyperparameter at
-least once, then as many as fit of the value *pairs* (the usual conflict, heads against width,
-is between two), which the summary and a warning report. A conflict among three or more values
-can then go unchecked; `neuralc tune` reports such a trial as failed with its diagnostic.
+An integer range offers at most its first MAX_CANDIDATES (10,000) values to checking (the
+tuner still draws from all of it). Past MAX_TRIALS (six 4-way choices and a 2-way one already
+make 8,192; one integer range of 2,000 values does too) the product is replaced by a covering
+set: every offered value of every hyperparameter at least once (as many rows as the widest one
+has values, even past MAX_TRIALS), then, up to MAX_TRIALS rows, as many value *pairs* as fit
+(the usual conflict, heads against width, is between two). A warning says how many combinations
+and pairs were checked. A conflict among three or more values, between values never checked
+together, or with a value past a range's first MAX_CANDIDATES can then go unchecked; `neuralc
+tune` reports such a trial as failed with its diagnostic.
+
+When a combination fails, its diagnostic names it only if the error depends on it: another of
+the next MAX_NOTE_PROBES (16) combinations builds.
 """
 
 from __future__ import annotations

@@ -212,8 +212,6 @@ EXECUTION_SETTINGS: dict[str, Rule] = {
     "device": Rule("device", hpo=_EXECUTION_HPO),
     "mixed_precision": Rule("bool", hpo=_EXECUTION_HPO),
 }
-TRAIN_KEYS = tuple(TRAIN_SETTINGS)
-EXECUTION_KEYS = tuple(EXECUTION_SETTINGS)
 
 
 # Checking a value against its rule ----------------------------------------------------------------
@@ -270,7 +268,6 @@ def _check_int64(value: Attr, what: str, loc: SourceLocation) -> None:
 
 
 __all__ = [
-    "EXECUTION_KEYS",
     "EXECUTION_SETTINGS",
     "OPTIMIZERS",
     "OPTIMIZER_EXTRAS",
@@ -280,7 +277,6 @@ __all__ = [
     "SCHEDULES",
     "SCHEDULE_TABLE",
     "SEARCH_METHODS",
-    "TRAIN_KEYS",
     "TRAIN_SETTINGS",
     "TUNE_RANKS",
     "Parameter",

@@ -197,16 +197,18 @@ def launcher(kernel: Any) -> Launcher:
     return Launcher(kernel, interpret_enabled())
 
 
-# Set by ``autotuning(...)`` around a call: the emitted modules of ``-O3`` builds autotune,
-# those of ``-O2`` launch each kernel's first configuration (no first-call sweep).
+# Set by ``autotuning(...)`` around a call: the forwards of ``-O3`` builds autotune, those of
+# ``-O2`` launch each kernel's first configuration (no first-call sweep).  Backward kernels run
+# outside the forward's block (on CUDA, on autograd's threads) and so autotune at either level.
 _AUTOTUNE: ContextVar[bool | None] = ContextVar("neuralc_autotune", default=None)
 
 
 @contextlib.contextmanager
 def autotuning(enabled: bool) -> Iterator[None]:
     """Within the block, kernels launched from this thread autotune (``True``) or use their
-    first configuration (``False``).  ``NEURALC_TRITON_AUTOTUNE`` still overrides it.  Autograd
-    runs backward kernels on its own threads, which keep the default (autotune)."""
+    first configuration (``False``).  ``NEURALC_TRITON_AUTOTUNE`` still overrides it.  A
+    backward pass started after the block keeps the default (autotune), and on CUDA autograd
+    runs backward kernels on its own threads, which keep it even inside the block."""
     token = _AUTOTUNE.set(bool(enabled))
     try:
         yield

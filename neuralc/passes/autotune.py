@@ -3,8 +3,14 @@
 Autotuning itself is the kernels' business at run time (`neuralc.kernels.autotuning`); the
 compiler marks the module, `module attributes {autotune = true}`, and each network
 (`attributes {autotune = true}`: an emitter is handed one network), and the PyTorch emitter
-makes the forward autotune its Triton kernels. Without the mark (-O2) they launch each kernel's
-first configuration: no search on the first call.
+runs the forward inside `with kernel_autotuning(AUTOTUNE):`, AUTOTUNE being the mark. Without
+it (-O2) the forward's Triton kernels launch their first configuration: no search on the first
+call.
+
+That switch is a ContextVar, and it reaches the forward's kernels only. The backward kernels
+(training) run after the forward's block has exited, and on CUDA on autograd's own worker
+threads, which do not see the caller's context: they take the default and autotune at -O2 as
+well. `NEURALC_TRITON_AUTOTUNE=0` (or `1`) decides for forward and backward alike.
 """
 
 from __future__ import annotations

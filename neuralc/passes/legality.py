@@ -30,7 +30,12 @@ STAGES: dict[str, tuple[str, ...]] = {
     "kernel": ("tensor", "kernel"),
 }
 LOWER_NN = "lower-nn-to-tensor"
-# The passes that make kernel ops, for the note of a pipeline that stops short of them.
+# The passes that make kernel ops, for the note of a pipeline that stops short of them. The
+# preset's kernel stage also runs fuse-softmax-cross-entropy, but that pass makes no kernel op
+# (it rewrites a training graph's softmax output to logits) and leaves inference graphs, the
+# only ones an explicit pipeline builds, unchanged: naming it here would send users after a
+# pass that cannot make their IR legal. tests/passes/test_legality.py keeps this table equal to
+# the registered passes that do make kernel ops.
 FUSIONS = ("fuse-attention", "fuse-ffn", "fuse-add-layernorm", "fuse-bias-act")
 
 

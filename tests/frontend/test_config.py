@@ -240,7 +240,7 @@ def test_suggest() -> None:
 
 
 def test_step_decay_needs_its_rate() -> None:
-    """The backend table lets StepDecay omit decay_rate, but its schedule reads it."""
+    """StepDecay's schedule reads decay_rate, so the table requires all three arguments."""
     expect(
         "optimizer: SGD(^StepDecay(0.1, 10))",
         "StepDecay() needs decay_rate",

@@ -84,7 +84,7 @@ def test_interpreter_after_triton_was_imported_without_it() -> None:
 
 
 def test_autotuning_switch_and_its_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    """-O2 modules run their kernels inside `autotuning(False)` (first configuration, no
+    """-O2 modules run their forward inside `autotuning(False)` (first configuration, no
     search), -O3 modules inside `autotuning(True)`; the environment variable overrides both."""
     monkeypatch.delenv("NEURALC_TRITON_AUTOTUNE", raising=False)
     assert dispatch.autotune_enabled()  # direct calls autotune by default
@@ -111,3 +111,28 @@ def test_first_configuration_is_launched_when_not_autotuning(
     with dispatch.autotuning(False):
         tuned[(1,)]()
     assert launched == ["first"]
+
+
+def test_a_backward_after_the_forward_block_autotunes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the -O levels' docs say: `autotuning(False)` around the forward (an -O2 module's)
+    does not reach the backward pass that training runs after it, which keeps the default. (On
+    CUDA autograd's worker threads would not see the setting even inside the block.)"""
+    monkeypatch.delenv("NEURALC_TRITON_AUTOTUNE", raising=False)
+    seen: list[tuple[str, bool]] = []
+
+    class Probe(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
+            seen.append(("forward", dispatch.autotune_enabled()))
+            return x * 2
+
+        @staticmethod
+        def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+            seen.append(("backward", dispatch.autotune_enabled()))
+            return grad * 2
+
+    x = torch.ones(3, requires_grad=True)
+    with dispatch.autotuning(False):
+        loss = Probe.apply(x).sum()
+    loss.backward()
+    assert seen == [("forward", False), ("backward", True)]

@@ -62,8 +62,9 @@ def test_dimensions_beyond_int64_are_rejected() -> None:
         infer("Flatten", [], f32(2**32, 2**32))
     assert info.value.message == ("Flatten: the output has the dimension 18446744073709551616, "
                                   "which does not fit in a 64-bit integer")
-    # An input that is already too large (the frontend's `input:` accepts any size), even into
-    # a layer without weights or one that drops that axis.
+    # An input that is already too large (the frontend's `input:` refuses one, but IR text or a
+    # caller of the shape rules can hold it), even into a layer without weights or one that
+    # drops that axis.
     for name in ("Dropout", "GlobalAveragePooling1D"):
         args: list[tuple[str | None, Any]] = [(None, 0.5)] if name == "Dropout" else []
         with pytest.raises(ShapeError, match="an input has the dimension 1000000000000000000000"):

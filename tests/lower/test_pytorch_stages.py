@@ -498,9 +498,10 @@ def test_generated_stage_code_is_ruff_clean(tmp_path: Path) -> None:
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
-def test_o3_modules_autotune_their_kernels_and_o2_modules_do_not(tmp_path: Path) -> None:
+def test_o3_forwards_autotune_their_kernels_and_o2_forwards_do_not(tmp_path: Path) -> None:
     """`autotune` (-O3) marks the network; the emitted forward runs its Triton kernels inside
-    `kernel_autotuning(AUTOTUNE)` (`contextlib.nullcontext` where neuralc is not installed)."""
+    `kernel_autotuning(AUTOTUNE)` (`contextlib.nullcontext` where neuralc is not installed).
+    The switch covers the forward only: backward kernels autotune at either level."""
     from neuralc.cli import main
 
     model = tmp_path / "enc.neural"

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from train_testlib import RunCli, Writer
+from train_testlib import GOOD_AND_BROKEN, RunCli, Writer
 
 from neuralc.cli import main
 
@@ -60,3 +60,25 @@ def test_build_hpo_needs_data(write: Writer, run_cli: RunCli) -> None:
     assert code != 0 and "--hpo needs training data" in err
     code, err = run_cli("build", model, "--target", "pytorch", "--synthetic", 8)
     assert code != 0 and "--synthetic is an option of --hpo" in err
+
+
+def test_build_hpo_network_option_tunes_only_that_network(
+    write: Writer, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """`--network Good` tunes and builds Good although Broken, in the same file, fails its check
+    (it used to block the study: every network of the file was built for each trial)."""
+    model = write("two.neural", GOOD_AND_BROKEN)
+    code, err = run_cli("check", model)
+    assert code == 1 and "num_heads" in err
+    artifact, resolved = tmp_path / "good.py", tmp_path / "two.resolved.neural"
+    code, err = run_cli("build", model, "--target", "pytorch", "--hpo", "--synthetic", 16,
+                        "--trials", 1, "--network", "Good", "-o", artifact,
+                        "--resolved-out", resolved)
+    assert code == 0, err
+    assert "class Good(nn.Module):" in artifact.read_text()
+    text = resolved.read_text()
+    assert "Dense(HPO(" not in text and "num_heads=HPO(choice(3, 5))" in text  # Broken as it was
+    assert run_cli("check", resolved, "--network", "Good")[0] == 0
+    code, err = run_cli("build", model, "--target", "pytorch", "--hpo", "--synthetic", 16,
+                        "--network", "Godo")
+    assert code == 1 and "no network named 'Godo'" in err and "did you mean 'Good'" in err

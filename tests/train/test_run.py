@@ -227,3 +227,33 @@ def _config(text: str) -> dict:
     from neuralc.lower.training import training_config
 
     return training_config(check_program(parse_text(text, "m.neural")).networks[0].network)
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "must be a positive integer, got 0"),
+        ("-2", "must be a positive integer, got -2"),
+        ("2.5", "expected a positive integer, got '2.5'"),
+        (str(2**63), f"must be at most 2**63 - 1 = {2**63 - 1:,}, got {2**63}"),
+        ("9" * 5000, "must be at most 2**63 - 1 = 9,223,372,036,854,775,807, got a 5,000-digit"),
+    ],
+)
+def test_epochs_and_batch_size_are_positive_int64s(
+    command: str, value: str, message: str, write: Writer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A count past int64 used to pass argparse and fail mid-run (OverflowError); zero or less
+    was a diagnostic only after the build. Both are usage errors now, before anything runs."""
+    from neuralc.cli import main, parse_args
+
+    model = write("m.neural", model_text())
+    for option in ("--epochs", "--batch-size"):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main([command, str(model), "--synthetic", "8", option, value])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"neuralc {command}: error: argument {option}: {message}" in err, err
+    args = parse_args([command, str(model), "--synthetic", "8", "--epochs", str(2**63 - 1)])
+    assert args.epochs == 2**63 - 1 and args.batch_size is None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from train_testlib import RunCli, Writer, read_json
+from train_testlib import GOOD_AND_BROKEN, RunCli, Writer, read_json
 
 from neuralc.cli import main
 from neuralc.frontend.parser import parse_text
@@ -165,3 +165,20 @@ def test_tune_needs_hpo(write: Writer, run_cli: RunCli, tmp_path: Path) -> None:
     model = write("n.neural", "network N {\n  input: (4,)\n  layers:\n    Dense(2)\n}\n")
     code, err = run_cli("tune", model, "--synthetic", 16, "-o", tmp_path / "r.neural")
     assert code == 1 and "the model has no HPO(...) expressions to search" in err
+
+
+def test_network_option_tunes_only_that_network(
+    write: Writer, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """`tune --network Good` runs its study although Broken, in the same file, fails its check;
+    the resolved file resolves Good's HPO expressions and keeps Broken as it was."""
+    model = write("two.neural", GOOD_AND_BROKEN)
+    resolved = tmp_path / "resolved.neural"
+    code, err = run_cli("tune", model, "--synthetic", 16, "--trials", 1, "--network", "Good",
+                        "-o", resolved)
+    assert code == 0, err
+    text = resolved.read_text()
+    assert "Dense(HPO(" not in text and "num_heads=HPO(choice(3, 5))" in text
+    assert run_cli("check", resolved, "--network", "Good")[0] == 0
+    code, err = run_cli("tune", model, "--synthetic", 16, "--network", "Broken", "-o", resolved)
+    assert code == 1 and "two.neural:16:" in err and "num_heads" in err

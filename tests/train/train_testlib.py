@@ -62,3 +62,27 @@ TARGETS = [
 
 Writer = Callable[[str, str], Path]  # the `write` fixture: (file name, text) -> path
 RunCli = Callable[..., tuple[int, str]]  # the `run_cli` fixture: (*args) -> (status, stderr)
+
+
+# A valid network with HPO expressions, then one whose check fails (num_heads does not divide
+# d_model): `tune --network Good` and `build --hpo --network Good` must not see the second.
+GOOD_AND_BROKEN = """network Good {
+  input: (4,)
+  layers:
+    Dense(HPO(choice(4, 8)), activation="relu")
+    Output(2, activation="softmax")
+  loss: "sparse_categorical_crossentropy"
+  optimizer: Adam(learning_rate=0.01)
+  train {
+    epochs: 1
+    batch_size: 16
+  }
+}
+network Broken {
+  input: (6, 16)
+  layers:
+    TransformerEncoder(num_heads=HPO(choice(3, 5)), d_model=16, dff=32)
+    GlobalAveragePooling1D()
+    Output(2, activation="softmax")
+}
+"""
