@@ -87,10 +87,10 @@ def module_text(m: FunctionalModule) -> str:
     lines += weights_lines(options)
     if fused:
         autotune = net.attrs.get("autotune") is True
-        lines.append("# The Triton kernels autotune (-O3) or launch each one's first "
-                     "configuration")
-        lines.append("# (-O2: no search on the first call); NEURALC_TRITON_AUTOTUNE=0/1 "
-                     "overrides.")
+        lines.append("# The forward's Triton kernels autotune (-O3) or launch each one's first")
+        lines.append("# configuration (-O2: no search on the first call). Backward kernels run")
+        lines.append("# outside the forward's block and autotune at every level.")
+        lines.append("# NEURALC_TRITON_AUTOTUNE=0/1 overrides both.")
         lines.append(f"AUTOTUNE = {autotune}")
     for name, table, what in (
         ("PARAMETERS", m.params, "parameters"),

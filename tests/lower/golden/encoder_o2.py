@@ -41,8 +41,10 @@ INPUT_DTYPES = {"input": torch.float32}
 DEVICE = "cpu"
 SEED = 0
 WEIGHTS: str | None = None  # `neuralc build --weights W` names a default file
-# The Triton kernels autotune (-O3) or launch each one's first configuration
-# (-O2: no search on the first call); NEURALC_TRITON_AUTOTUNE=0/1 overrides.
+# The forward's Triton kernels autotune (-O3) or launch each one's first
+# configuration (-O2: no search on the first call). Backward kernels run
+# outside the forward's block and autotune at every level.
+# NEURALC_TRITON_AUTOTUNE=0/1 overrides both.
 AUTOTUNE = False
 # The weight file's parameters: key -> (shape, initial value: U(-b, b) for a number b).
 PARAMETERS: dict[str, tuple[tuple[int, ...], float | str]] = {
