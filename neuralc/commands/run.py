@@ -51,7 +51,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     source.add_argument(
         "--synthetic",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="train on N random samples of the right shapes (a smoke run)",
     )

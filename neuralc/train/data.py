@@ -41,11 +41,30 @@ def _dims(shape: list[Any]) -> tuple[int, ...]:
     return tuple(SYNTHETIC_LENGTH if d is None else int(d) for d in shape)
 
 
+# The random inputs are drawn in float64 before they are cast; past this a smoke run is not one.
+SYNTHETIC_BYTES_LIMIT = 16 * 2**30
+
+
+def _elements(shape: Any) -> int:
+    return int(np.prod(_dims(shape), dtype=object))
+
+
 def synthetic(config: Mapping[str, Any], n: int, seed: int = 0) -> dict[str, np.ndarray]:
     """`n` random samples whose labels a random linear "teacher" computes from the inputs, so
     the task is learnable: loss falls when training works."""
     if n < 2:
         raise CompileError(Diagnostic(f"--synthetic needs at least 2 samples, got {n}"))
+    sample_bytes = sum(8 * _elements(spec["shape"]) for spec in config["inputs"])
+    if n * sample_bytes > SYNTHETIC_BYTES_LIMIT:
+        # numpy would fail on such a request only after trying it (ValueError past its maximum
+        # dimension, MemoryError, or the machine swapping), so size it first.
+        raise CompileError(
+            Diagnostic(
+                f"--synthetic {n:,} needs about {n * sample_bytes / 2**30:,.1f} GiB of inputs "
+                f"({sample_bytes:,} bytes per sample while it is drawn)",
+                notes=(f"at most {SYNTHETIC_BYTES_LIMIT // 2**30} GiB; use fewer samples",),
+            )
+        )
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
     features: list[np.ndarray] = []

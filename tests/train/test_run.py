@@ -257,3 +257,30 @@ def test_epochs_and_batch_size_are_positive_int64s(
         assert f"neuralc {command}: error: argument {option}: {message}" in err, err
     args = parse_args([command, str(model), "--synthetic", "8", "--epochs", str(2**63 - 1)])
     assert args.epochs == 2**63 - 1 and args.batch_size is None
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_synthetic_sizes_are_checked_before_drawing(
+    command: str, write: Writer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`--synthetic` past int64 is a usage error; a count whose inputs would not fit in memory
+    is a diagnostic before numpy tries (it raised 'Maximum allowed dimension exceeded')."""
+    from neuralc.cli import main
+
+    model = write("m.neural", model_text(optimizer="Adam(learning_rate=HPO(choice(0.01, 0.1)))"))
+    with pytest.raises(SystemExit) as info:
+        main([command, str(model), "--synthetic", str(10**20)])
+    assert info.value.code == 2
+    assert "argument --synthetic: must be at most 2**63 - 1" in capsys.readouterr().err
+    out = (
+        ["--output-dir", str(tmp_path / "o")]
+        if command == "run"
+        else ["-o", str(tmp_path / "b.neural")]
+    )
+    assert main([command, str(model), "--synthetic", str(2**62), *out]) == 1
+    err = capsys.readouterr().err
+    # tune reports it as the reason no trial completed.
+    assert f"--synthetic {2**62:,} needs about" in err, err
+    if command == "run":
+        assert "note: at most 16 GiB; use fewer samples" in err
+    assert "Traceback" not in err
