@@ -34,7 +34,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from neuralc.commands.build_hpo import add_hpo_arguments, reject_hpo_options, tune_network
-from neuralc.commands.common import Sources, load_for_network, print_diagnostics, write_atomic
+from neuralc.commands.common import (
+    Sources,
+    load_for_network,
+    print_diagnostics,
+    seed_int,
+    write_atomic,
+)
 from neuralc.diagnostics import did_you_mean, error
 from neuralc.fileio import write_atomic_with_companions
 from neuralc.ir.core import Module, Network
@@ -59,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed_int,
         default=0,
         help="seed of the initial weights when no weight file is given",
     )
@@ -290,9 +296,7 @@ def write_artifact(target: Target, network: Network, options: BuildOptions, path
 
 def build_options(args: argparse.Namespace, source_path: str) -> BuildOptions:
     weights = getattr(args, "weights", None)
-    seed = getattr(args, "seed", 0)
-    if seed < 0:
-        raise error(f"--seed must be a non-negative integer, got {seed}")
+    seed = getattr(args, "seed", 0)  # a non-negative int64 by its argparse type (seed_int)
     return BuildOptions(
         source_path=source_path,
         weights=Path(weights) if weights else None,

@@ -15,6 +15,7 @@ from neuralc.commands.common import (
     Sources,
     for_network,
     load_for_network,
+    positive_int,
     print_diagnostics,
     write_atomic,
 )
@@ -41,7 +42,10 @@ def add_hpo_arguments(parser: argparse.ArgumentParser) -> None:
         "folder of .npy files"
     )
     source.add_argument(
-        "--synthetic", type=int, metavar="N", help="--hpo on N random samples (a smoke run)"
+        "--synthetic",
+        type=positive_int,
+        metavar="N",
+        help="--hpo on N random samples (a smoke run)",
     )
     add_study_arguments(group)  # type: ignore[arg-type]
     group.add_argument("--resolved-out", help="also write the resolved model (best values) here")
@@ -75,10 +79,6 @@ def tune_network(args: argparse.Namespace, sources: Sources) -> tuple[Network, s
             None,
             "give --data DATA (.npz or a folder of .npy files) or --synthetic N",
         )
-    if args.synthetic is not None and args.synthetic < 1:
-        raise error(f"--synthetic must be a positive integer, got {args.synthetic}")
-    if args.trials is not None and args.trials < 1:
-        raise error(f"--trials must be a positive integer, got {args.trials}")
     program = load_for_network(args.model, sources, args.network)
     if args.device is not None:
         check_device_option(args.device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -104,10 +105,35 @@ def load_for_network(path: str, sources: Sources, name: str | None) -> ast.Progr
     return for_network(program, name)
 
 
+def positive_seconds(text: str) -> float:
+    """The argparse type of durations (`tune --timeout`): a finite number of seconds above 0.
+    Optuna would take 0 or a negative value as "already timed out" and NaN as "never", both
+    silently; a usage error (exit 2) says so instead."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive, finite number of seconds, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
-    """The argparse type of counts given on the command line (`--epochs`, `--batch-size`): an
-    integer from 1 to 2**63 - 1, since the training loops hold them in an int64 (numpy and
-    PyTorch raise OverflowError past it, mid-run). Anything else is a usage error, exit 2."""
+    """The argparse type of counts given on the command line (`--epochs`, `--batch-size`,
+    `--trials`, `--synthetic`): an integer from 1 to 2**63 - 1, since the training loops hold them
+    in an int64 (numpy and PyTorch raise OverflowError past it, mid-run). Anything else is a
+    usage error, exit 2."""
+    return _int64_at_least(text, 1, "a positive integer")
+
+
+def seed_int(text: str) -> int:
+    """The argparse type of `--seed`: an integer from 0 to 2**63 - 1 (PyTorch's and
+    TensorFlow's seeds are int64s)."""
+    return _int64_at_least(text, 0, "a non-negative integer")
+
+
+def _int64_at_least(text: str, low: int, expected: str) -> int:
     from neuralc.ir.types import INT64_MAX
 
     digits = text.strip().lstrip("+-")
@@ -119,9 +145,9 @@ def positive_int(text: str) -> int:
             raise argparse.ArgumentTypeError(
                 f"must be at most 2**63 - 1 = {INT64_MAX:,}, got a {len(digits):,}-digit "
                 "integer") from None
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {value}")
     if value > INT64_MAX:
         shown = str(value) if len(digits) <= 40 else f"a {len(digits):,}-digit integer"
         raise argparse.ArgumentTypeError(f"must be at most 2**63 - 1 = {INT64_MAX:,}, got {shown}")

@@ -10,22 +10,19 @@ from __future__ import annotations
 import argparse
 
 from neuralc.commands.build import compile_network
-from neuralc.commands.common import Sources
+from neuralc.commands.common import Sources, seed_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a .neural file")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     parser.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
     parser.add_argument("--network", help="the network (required when the file defines several)")
 
 
 def run(args: argparse.Namespace, sources: Sources) -> int:
-    from neuralc.diagnostics import error
     from neuralc.lower.weights import init_weights, save_weights
 
-    if args.seed < 0:
-        raise error(f"--seed must be a non-negative integer, got {args.seed}")
     args.device = None
     network, _ = compile_network(args, sources)
     save_weights(args.output, init_weights(network, args.seed))

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from neuralc.commands.common import Sources, positive_int, print_diagnostics
+from neuralc.commands.common import Sources, positive_int, print_diagnostics, seed_int
 from neuralc.diagnostics import Diagnostic, error
 
 TARGETS = ("pytorch", "tensorflow")
@@ -84,7 +84,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed_int,
         help="seed of the initial weights, shuffling and "
         "synthetic data (default: train { seed }, else 0)",
     )
@@ -102,9 +102,7 @@ def configure(network: Any, args: argparse.Namespace, sources: Sources) -> dict[
         value = getattr(args, key)
         if value is not None:
             train[key] = value
-    if args.seed is not None:
-        if args.seed < 0:
-            raise error(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.seed is not None:  # a non-negative int64 by its argparse type (seed_int)
         train["seed"] = args.seed
     return config
 
@@ -122,11 +120,16 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     from neuralc.commands.build import compile_network
     from neuralc.fileio import ensure_dir
     from neuralc.lower.train_core import checkpoint_location
+    from neuralc.lower.weights import load_checked_weights
     from neuralc.train.report import print_run, write_metrics
     from neuralc.train.runner import TrainJob, run_training
 
     network, path = compile_network(args, sources)
     config = configure(network, args, sources)
+    if args.weights:
+        # Names and shapes checked as `predict` checks them, before any data is read or
+        # anything is built: a missing file or another model's weights is a diagnostic.
+        load_checked_weights(network, args.weights)
     data = load_data(args, config)
     out_dir = Path(args.output_dir) if args.output_dir else Path("runs") / Path(path).stem
     checkpoint, note = checkpoint_location(config["train"].get("checkpoint_path"), str(out_dir))

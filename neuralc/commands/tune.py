@@ -21,11 +21,12 @@ from neuralc.commands.common import (
     Sources,
     for_network,
     load_for_network,
+    positive_int,
+    positive_seconds,
     print_diagnostics,
     write_atomic,
 )
 from neuralc.commands.run import add_training_arguments, load_data
-from neuralc.diagnostics import error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     """The study options `tune` and `build --hpo` share."""
     parser.add_argument(
-        "--trials", type=int, help="number of trials (default: train { num_trials }, else 10)"
+        "--trials",
+        type=positive_int,
+        help="number of trials (default: train { num_trials }, else 10)",
     )
-    parser.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    parser.add_argument(
+        "--timeout", type=positive_seconds, help="stop starting trials after S seconds"
+    )
     parser.add_argument(
         "--storage",
         help="an Optuna RDB URL such as sqlite:///study.db, so "
@@ -95,9 +100,7 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     program = load_for_network(args.model, sources, args.network)
     if args.device is not None:
         check_device_option(args.device)
-    # --epochs and --batch-size are positive by their argparse type (run.positive_int).
-    if args.trials is not None and args.trials < 1:
-        raise error(f"--trials must be a positive integer, got {args.trials}")
+    # --trials, --epochs and --batch-size are positive by their argparse type (positive_int).
     overrides = {
         k: getattr(args, k) for k in ("epochs", "batch_size") if getattr(args, k) is not None
     }

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from neuralc.diagnostics import CompileError, Diagnostic, SourceLocation
+from neuralc.diagnostics import CompileError, Diagnostic, SourceLocation, error
 from neuralc.ir.core import Block, Network, Operation, Value, primary_loc
 from neuralc.ir.naming import unrolled_name
 from neuralc.ir.shapes import REPEAT, YIELD, concrete_attrs, infer_op
@@ -199,6 +199,12 @@ def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
     target = Path(path)
+    if target.is_dir():
+        raise error(
+            f"weights file '{target}' is a directory",
+            None,
+            "give the .safetensors file itself, e.g. written by `neuralc init`",
+        )
     if not target.is_file():
         raise CompileError(
             Diagnostic(

@@ -139,9 +139,21 @@ def trial_config(network: Network, settings: TuneSettings) -> dict[str, Any]:
     return config
 
 
+def sampler_seed(seed: int) -> int:
+    """Optuna's samplers seed numpy's legacy generator, which takes 0 to 2**32 - 1; the seeds
+    neuralc accepts are int64s. Those below 2**32 are used as they are, larger ones are mixed
+    down to 32 bits (deterministically, so a study stays reproducible)."""
+    import numpy as np
+
+    if 0 <= seed < 2**32:
+        return seed
+    return int(np.random.SeedSequence(seed).generate_state(1, np.uint32)[0])
+
+
 def make_sampler(method: str, space: list[Hyperparameter], seed: int) -> Any:
     import optuna
 
+    seed = sampler_seed(seed)
     kind = SAMPLERS[method]
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)

@@ -213,8 +213,40 @@ def test_init_writes_deterministic_weights(
     )
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["dense.weight"], c["dense.weight"])
-    code, _, err = cli(capsys, "init", str(model), "--seed", "-3", "-o", "d.safetensors")
-    assert code == 1 and "--seed" in err and not (workdir / "d.safetensors").exists()
+    big = cli(capsys, "init", str(model), "--seed", str(2**63 - 1), "-o", "big.safetensors")
+    assert big[0] == 0 and (workdir / "big.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["init", "-o", "d.safetensors"],
+        ["build", "--target", "onnx", "-o", "d.onnx"],
+        ["run", "--synthetic", "8", "--output-dir", "d"],
+        ["tune", "--synthetic", "8", "-o", "d.neural"],
+    ],
+)
+@pytest.mark.parametrize(
+    ("seed", "message"),
+    [
+        ("-3", "must be a non-negative integer, got -3"),
+        ("1.5", "expected a non-negative integer, got '1.5'"),
+        (str(2**63), f"must be at most 2**63 - 1 = {2**63 - 1:,}, got {2**63}"),
+    ],
+)
+def test_seed_is_a_non_negative_int64_usage_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str], command: list[str], seed: str,
+    message: str
+) -> None:
+    """Every command's --seed is 0 to 2**63 - 1 (PyTorch and TensorFlow seeds are int64s);
+    past it `run` failed with an OverflowError and `tune` with Optuna's own range error."""
+    model = write(workdir / "m.neural", MLP)
+    with pytest.raises(SystemExit) as info:
+        main([command[0], str(model), *command[1:], "--seed", seed])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"neuralc {command[0]}: error: argument --seed: {message}" in err, err
+    assert not any(p.name.startswith("d") for p in workdir.iterdir())
 
 
 # predict ----------------------------------------------------------------------------------------

@@ -284,3 +284,30 @@ def test_synthetic_sizes_are_checked_before_drawing(
     if command == "run":
         assert "note: at most 16 GiB; use fewer samples" in err
     assert "Traceback" not in err
+
+
+def test_initial_weights_are_checked_before_training(
+    write: Writer, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """`run --weights` gets the checks `predict` has: a missing file, a directory and another
+    model's weights are diagnostics (they were an internal error, or PyTorch's state-dict
+    message with an unrelated note)."""
+    from neuralc.cli import main
+
+    model = write("m.neural", model_text())
+    other = write("other.neural", model_text().replace("Dense(16", "Dense(5"))
+    assert main(["init", str(other), "-o", str(tmp_path / "other.safetensors")]) == 0
+    (tmp_path / "folder").mkdir()
+    cases = {
+        "missing.safetensors": "weights file '{}' does not exist",
+        "folder": "weights file '{}' is a directory",
+        "other.safetensors": "in '{}', but layer",
+    }
+    for name, message in cases.items():
+        weights = tmp_path / name
+        code, err = run_cli("run", model, "--synthetic", 8, "--output-dir", tmp_path / "out",
+                            "--weights", weights)
+        assert code == 1, err
+        assert message.format(weights) in err, err
+        assert "internal error" not in err
+        assert not (tmp_path / "out").exists()

@@ -10,6 +10,7 @@ from train_testlib import GOOD_AND_BROKEN, RunCli, Writer, read_json
 
 from neuralc.cli import main
 from neuralc.frontend.parser import parse_text
+from neuralc.train.hpo import sampler_seed
 from neuralc.train.space import collect, hpo_end, resolve_source
 
 pytest.importorskip("torch")
@@ -182,3 +183,55 @@ def test_network_option_tunes_only_that_network(
     assert run_cli("check", resolved, "--network", "Good")[0] == 0
     code, err = run_cli("tune", model, "--synthetic", 16, "--network", "Broken", "-o", resolved)
     assert code == 1 and "two.neural:16:" in err and "num_heads" in err
+
+
+@pytest.mark.parametrize("command", [["tune"], ["build", "--target", "pytorch", "--hpo"]])
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--trials", "0", "must be a positive integer, got 0"),
+        ("--trials", "1e3", "expected a positive integer, got '1e3'"),
+        ("--trials", str(10**23), "must be at most 2**63 - 1"),
+        ("--timeout", "0", "must be a positive, finite number of seconds, got '0'"),
+        ("--timeout", "-1", "must be a positive, finite number of seconds, got '-1'"),
+        ("--timeout", "nan", "must be a positive, finite number of seconds, got 'nan'"),
+        ("--timeout", "inf", "must be a positive, finite number of seconds, got 'inf'"),
+        ("--timeout", "soon", "expected a number of seconds, got 'soon'"),
+        ("--synthetic", "0", "must be a positive integer, got 0"),
+    ],
+)
+def test_study_options_are_usage_errors_before_anything_runs(
+    command: list[str], option: str, value: str, message: str, write: Writer,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`--trials` past int64 used to start a study that never ends, `--timeout 0` (or below)
+    ran no trial and blamed pruning, `--timeout nan` meant no limit: each is exit 2 now."""
+    model = write("tuned.neural", TUNED)
+    args = [*command[:1], str(model), *command[1:], "--synthetic", "16", option, value,
+            "-o", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: {message}" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_sampler_seed_fits_numpy_legacy_range() -> None:
+    """Optuna's samplers take 0..2**32 - 1; neuralc's seeds are int64s. Small seeds pass
+    through unchanged, large ones are mixed down deterministically."""
+    assert [sampler_seed(s) for s in (0, 7, 2**32 - 1)] == [0, 7, 2**32 - 1]
+    large = [sampler_seed(s) for s in (2**32, 2**40 + 3, 2**63 - 1)]
+    assert all(0 <= s < 2**32 for s in large)
+    assert len(set(large)) == 3
+    assert large == [sampler_seed(s) for s in (2**32, 2**40 + 3, 2**63 - 1)]
+
+
+def test_tune_with_a_seed_past_32_bits(write: Writer, run_cli: RunCli, tmp_path: Path) -> None:
+    """`train { seed }` and --seed may be any int64; Optuna refused those past 2**32 - 1 with a
+    ValueError that surfaced as an internal error."""
+    model = write("tuned.neural", TUNED.replace("num_trials: 3", "num_trials: 1"))
+    resolved = tmp_path / "r.neural"
+    code, err = run_cli("tune", model, "--synthetic", 32, "--seed", 2**63 - 1, "-o", resolved)
+    assert code == 0, err
+    assert resolved.exists()
