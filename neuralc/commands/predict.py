@@ -215,7 +215,20 @@ def _check_dtype(network: Network, value: Value, t: TensorType, array: np.ndarra
                 f"'{network.name}' takes float32 features",
                 primary_loc(network.loc),
             )
-        return array.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):
+            features = array.astype(np.float32, copy=False)
+        if kind == "f" and array.dtype.itemsize > 4:
+            overflowed = np.isinf(features) & np.isfinite(array)
+            if overflowed.any():
+                where = tuple(int(i) for i in np.argwhere(overflowed)[0])
+                raise error(
+                    f"input '{value.name}' holds {array[where]:g} at index {where}, beyond "
+                    f"float32's range (±{np.finfo(np.float32).max:.4g}), which network "
+                    f"'{network.name}' computes in",
+                    primary_loc(network.loc),
+                    "scale the inputs into float32's range",
+                )
+        return features
     consumers = _consumers(network, value)
     loc = primary_loc(consumers[0].loc) if consumers else primary_loc(network.loc)
     if kind not in "iub":

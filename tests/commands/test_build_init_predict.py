@@ -373,6 +373,14 @@ def test_predict_input_shape_errors(workdir: Path, capsys: pytest.CaptureFixture
     save(workdir / "strings.npy", np.array([["a"] * 4] * 3))
     code, _, err = cli(capsys, *base, "strings.npy")
     assert code == 1
+    save(workdir / "complex.npy", np.zeros((2, 3, 4), np.complex64))
+    code, _, err = cli(capsys, *base, "complex.npy")
+    assert code == 1 and "has dtype complex64, but network 'Mlp' takes float32 features" in err
+    huge = np.zeros((2, 3, 4))
+    huge[1, 2, 3] = -1e300  # became -inf with only numpy's RuntimeWarning
+    save(workdir / "huge.npy", huge)
+    code, _, err = cli(capsys, *base, "huge.npy")
+    assert code == 1 and "holds -1e+300 at index (1, 2, 3), beyond float32's range" in err, err
     assert not (workdir / "y.npy").exists()
 
 

@@ -171,6 +171,22 @@ def test_divergence_names_epoch_and_step(write: Writer, run_cli: RunCli, tmp_pat
         (lambda x, y: {"x": x, "y": y + 3}, "y holds class ids in [3, 5] but the output has 3"),
         (lambda x, y: {"x": x, "y": np.eye(3)[y]}, "one-hot labels need loss"),
         (lambda x, y: {"x": x}, "the data has no labels 'y'"),
+        # complex features lost their imaginary part to a cast, with only numpy's warning
+        (
+            lambda x, y: {"x": x.astype(np.complex64), "y": y},
+            "x holds complex64 values; the model takes real numbers",
+        ),
+        # float64 past float32's range became infinities with only numpy's RuntimeWarning
+        (
+            lambda x, y: {"x": x.astype(np.float64) * 1e300, "y": y},
+            "x holds values beyond float32's range (±3.403e+38)",
+        ),
+        # zero samples trained "successfully" with a loss of 0
+        (lambda x, y: {"x": x[:0], "y": y[:0]}, "x has no samples"),
+        (
+            lambda x, y: {"x": x, "y": y, "x_val": x[:0], "y_val": y[:0]},
+            "x_val has no samples",
+        ),
     ],
 )
 def test_data_diagnostics(

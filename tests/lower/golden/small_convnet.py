@@ -824,13 +824,36 @@ def check_inputs(
                 )
             out.append(x.astype(np.int64, copy=False))
         else:
-            if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-                raise DataError(f"{label} holds {x.dtype} values; the model takes numbers")
-            x = x.astype(np.float32, copy=False)
-            if not np.isfinite(x).all():
-                raise DataError(f"{label} contains NaN or infinite values")
-            out.append(x)
+            if not _real(x.dtype):
+                raise DataError(f"{label} holds {x.dtype} values; the model takes real numbers")
+            out.append(_finite_float32(x, label))
+    if n == 0:
+        raise DataError(f"{what} has no samples", "training and validation data need at least one")
     return out
+
+
+def _finite_float32(array: np.ndarray, what: str) -> np.ndarray:
+    """The array as float32; NaN, infinities and values past float32's range are refused
+    (the range would turn into infinities with only numpy's RuntimeWarning)."""
+    if not np.isfinite(array).all():
+        raise DataError(f"{what} contains NaN or infinite values")
+    with np.errstate(over="ignore"):
+        converted = array.astype(np.float32, copy=False)
+    if not np.isfinite(converted).all():
+        raise DataError(
+            f"{what} holds values beyond float32's range (±{np.finfo(np.float32).max:.4g}), "
+            "which the model computes in",
+            "scale the data into float32's range",
+        )
+    return converted
+
+
+def _real(dtype: np.dtype) -> bool:
+    """Numbers a float32 model can take without losing part of them: not complex (casting
+    drops the imaginary part with only a warning), not strings or objects."""
+    return dtype == np.bool_ or (
+        np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)
+    )
 
 
 def label_mode(config: Mapping[str, Any], y: np.ndarray) -> str:
@@ -892,8 +915,8 @@ def check_labels(
                 f"has {classes} classes"
             )
         return y.astype(np.int64, copy=False), mode
-    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
-        raise DataError(f"{what} holds {y.dtype} values; loss '{loss}' takes numbers")
+    if not _real(y.dtype):
+        raise DataError(f"{what} holds {y.dtype} values; loss '{loss}' takes real numbers")
     if out_shape and out_shape[-1] == 1 and _fits(y.shape[1:], out_shape[:-1]):
         y = y[..., None]
     if not _fits(y.shape[1:], out_shape):
@@ -909,9 +932,7 @@ def check_labels(
             f"with the output {_shape_text([None, *out_shape])}",
             hint,
         )
-    y = y.astype(np.float32, copy=False)
-    if not np.isfinite(y).all():
-        raise DataError(f"{what} contains NaN or infinite values")
+    y = _finite_float32(y, what)
     if mode == "binary" and y.size and (y.min() < 0 or y.max() > 1):
         raise DataError(f"{what} holds values outside [0, 1] but loss '{loss}' takes probabilities")
     return y, mode
