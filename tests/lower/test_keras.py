@@ -120,6 +120,11 @@ PROGRAMS: dict[str, str] = {
         "(5, 4, 2)", 'Conv2DTranspose(3, 3, strides=2, padding="same")',
         "Conv2DTranspose(2, (2, 3), strides=(2, 2))", "Conv2DTranspose(2, 1, strides=2)",
         'Conv2DTranspose(2, 4, strides=2, padding="same")', "GlobalMaxPooling2D()"),
+    # Flatten keeps every position: a Global pooling hid a missing bias-only row (issue: Keras
+    # was emitted with output_padding=0, (d-1)*s + k rows instead of the registry's max(k, s)).
+    "conv2d_transpose_gaps": program(
+        "(3, 2, 2)", "Conv2DTranspose(2, 1, strides=3)",
+        "Conv2DTranspose(2, (1, 2), strides=(2, 3))", "Flatten()"),
     "pooling2d": program(
         "(7, 6, 2)", 'MaxPooling2D((3, 2), strides=(2, 2), padding="same")',
         'AveragePooling2D((2, 2), strides=(1, 1), padding="same")', "AveragePooling2D(2)",

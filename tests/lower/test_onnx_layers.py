@@ -132,6 +132,8 @@ CASES: list[tuple[str, str, str]] = [
     ("Conv2DTranspose", "(4, 5, 3)", 'Conv2DTranspose(2, 3, strides=2, padding="same")'),
     ("Conv2DTranspose", "(4, 5, 3)", 'Conv2DTranspose(2, 1, strides=2, padding="same")'),
     ("Conv2DTranspose", "(4, 5, 3)", 'Conv2DTranspose(2, (2, 3), "relu", strides=(1, 2))'),
+    # valid with a kernel shorter than the stride: Keras' (d-1)*s + max(k, s) needs output_padding
+    ("Conv2DTranspose", "(4, 5, 3)", "Conv2DTranspose(2, (1, 2), strides=(3, 3))"),
     ("MaxPooling1D", "(9, 3)", 'MaxPooling1D(2, padding="same")'),
     ("MaxPooling2D", "(7, 9, 3)", "MaxPooling2D((2, 2))"),
     ("MaxPooling2D", "(7, 9, 3)", 'MaxPooling2D((3, 3), strides=(2, 2), padding="same")'),

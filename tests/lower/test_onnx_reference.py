@@ -174,7 +174,10 @@ class Reference:
 
     def conv2d_transpose(self, op: Operation, a: dict[str, Any], x: Tensor) -> Tensor:
         kernel, strides = tuple(a["kernel_size"]), tuple(a["strides"])
-        full = F.conv_transpose2d(_cf(x), self.p(op, "weight"), None, strides)
+        # Keras sizes the output (d-1)*s + max(k, s): a kernel shorter than the stride leaves
+        # s-k trailing positions only the bias reaches.
+        gaps = [max(s - k, 0) for k, s in zip(kernel, strides, strict=True)]
+        full = F.conv_transpose2d(_cf(x), self.p(op, "weight"), None, strides, 0, gaps)
         if a["padding"] == "same":
             sizes = [x.shape[1 + i] * strides[i] for i in range(2)]
             extra = [
@@ -348,7 +351,7 @@ def test_reference_matches_keras_spatial_and_attention() -> None:
             return getattr(ref, name)(op, attrs, torch.from_numpy(x)).numpy()
 
     x = rng.normal(size=(2, 7, 9, 3)).astype(np.float32)
-    for k, s in ((3, 2), (4, 3), (2, 1)):
+    for k, s in ((3, 2), (4, 3), (2, 1), (1, 3)):
         w = rng.normal(size=(5, 3, k, k)).astype(np.float32)
         b = rng.normal(size=(5,)).astype(np.float32)
         layer = keras.layers.Conv2D(5, k, strides=s, padding="same")
@@ -380,22 +383,23 @@ def test_reference_matches_keras_spatial_and_attention() -> None:
             )
             np.testing.assert_allclose(ours, np.asarray(pool_layer(x)), atol=1e-5)
         wt = rng.normal(size=(3, 5, k, k)).astype(np.float32)
-        tlayer = keras.layers.Conv2DTranspose(5, k, strides=s, padding="same")
-        tlayer.build(x.shape)
-        tlayer.set_weights([wt.transpose(2, 3, 1, 0), b])
-        ours = run(
-            "conv2d_transpose",
-            {
-                "kernel_size": (k, k),
-                "strides": (s, s),
-                "padding": "same",
-                "use_bias": True,
-                "activation": None,
-            },
-            x,
-            {"weight": wt, "bias": b},
-        )
-        np.testing.assert_allclose(ours, np.asarray(tlayer(x)), atol=1e-4)
+        for padding in ("same", "valid"):
+            tlayer = keras.layers.Conv2DTranspose(5, k, strides=s, padding=padding)
+            tlayer.build(x.shape)
+            tlayer.set_weights([wt.transpose(2, 3, 1, 0), b])
+            ours = run(
+                "conv2d_transpose",
+                {
+                    "kernel_size": (k, k),
+                    "strides": (s, s),
+                    "padding": padding,
+                    "use_bias": True,
+                    "activation": None,
+                },
+                x,
+                {"weight": wt, "bias": b},
+            )
+            np.testing.assert_allclose(ours, np.asarray(tlayer(x)), atol=1e-4)
     up = keras.layers.UpSampling2D((2, 3), interpolation="bilinear")
     ours = run("up_sampling2d", {"size": (2, 3), "interpolation": "bilinear"}, x, {})
     np.testing.assert_allclose(ours, np.asarray(up(x)), atol=1e-5)

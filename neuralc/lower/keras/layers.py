@@ -123,12 +123,8 @@ def _conv(cls: str, rank: int) -> Lowering:
 def _conv_transpose(op: Operation, attrs: dict[str, Any]) -> KerasLayer:
     args = [py(attrs["filters"]), py(attrs["kernel_size"]), *_options(attrs, {
         "strides": (1, 1), "padding": "valid"})]
-    if attrs["padding"] == "valid" and any(
-        k < s for k, s in zip(attrs["kernel_size"], attrs["strides"], strict=True)
-    ):
-        # Without it Keras sizes a valid output `d * s` when the kernel is narrower than the
-        # stride; neuralc (and torch) size it `(d - 1) * s + k`.
-        args.append("output_padding=0")
+    # Keras' own output_padding=None sizes a valid output (d-1)*s + max(k, s), the registry's
+    # arithmetic (`dims.transposed`); an explicit output_padding=0 would give (d-1)*s + k.
     args += _options(attrs, {"activation": "linear", "use_bias": True})
     return KerasLayer("layers.Conv2DTranspose", tuple(args), converter="load_conv",
                       helpers=("load_conv",))

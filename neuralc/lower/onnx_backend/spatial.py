@@ -74,10 +74,13 @@ def lower_conv_transpose(s: Scope, op: Operation, attrs: dict[str, Any], ins: li
     strides = tuple(attrs["strides"])
     pads_begin, pads_end, out_pad = [], [], []
     for d, k, st in zip(spatial, kernel, strides, strict=True):
+        # Keras' output is (d-1)*s + max(k, s) (valid) or d*s (same); ConvTranspose gives
+        # (d-1)*s + k, so a kernel shorter than the stride needs s-k trailing positions
+        # (only the bias reaches them) in both paddings.
+        out_pad.append(max(st - k, 0))
         if attrs["padding"] != "same":
             pads_begin.append(0)
             pads_end.append(0)
-            out_pad.append(0)
             continue
         if isinstance(d, str):
             raise s.error(
@@ -89,7 +92,6 @@ def lower_conv_transpose(s: Scope, op: Operation, attrs: dict[str, Any], ins: li
         begin, end = same_pads(d * st, k, st)
         pads_begin.append(begin)
         pads_end.append(end)
-        out_pad.append(max(st - k, 0))
     inputs = [s.get(x, CF), s.weight("weight")]
     if attrs["use_bias"]:
         inputs.append(s.weight("bias"))
