@@ -341,3 +341,41 @@ def test_every_accepted_conformance_program_emits(conformance_dir: Path, tmp_pat
             assert state == specs, f"{path.name}: {net.name}"
             trainable = sum(v.numel() for v in model.parameters())
             assert trainable == built.params, f"{path.name}: {net.name}"
+
+
+SINGLE_REPEATS = """define Block {
+  Conv2D(2, 3, padding="same")
+  BatchNormalization()
+}
+network M {
+  input: (5, 4, 2)
+  layers:
+    Block * 1
+    Dense(3) * 1
+    Flatten()
+    Output(2)
+}
+"""
+
+
+@pytest.mark.parametrize("passes", [["-O1"], ["-O0", "--passes", "unroll-repeat"]])
+def test_numbered_copies_outside_a_repeat_are_module_list_items(
+    passes: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-O1 inlines `* 1` (and unroll-repeat unrolls) into layers named `block.0.conv2d`,
+    `dense.0`: the nn-stage module once emitted `self.dense.0 = ...`, a SyntaxError."""
+    from neuralc.cli import main
+
+    model = tmp_path / "m.neural"
+    model.write_text(SINGLE_REPEATS)
+    weights, x = tmp_path / "w.safetensors", tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).normal(size=(2, 5, 4, 2)).astype(np.float32))
+    assert main(["init", str(model), "-o", str(weights)]) == 0
+    outputs = []
+    for options in (["-O0"], passes):
+        out = tmp_path / f"y{len(outputs)}.npy"
+        argv = ["predict", str(model), "--target", "pytorch", "--weights", str(weights),
+                "--input", str(x), "-o", str(out), "--device", "cpu", *options]
+        assert main(argv) == 0, capsys.readouterr().err
+        outputs.append(np.load(out))
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-5)

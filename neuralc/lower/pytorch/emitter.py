@@ -46,6 +46,7 @@ from neuralc.lower.pytorch.rolled import (
     choose,
     free_values,
     list_expr,
+    module_ref,
     reads,
     relative,
     repeat_rename,
@@ -182,7 +183,7 @@ class Emitter:
                 cls, op, [(ctx.index, c.module or "") for ctx, c in zip(ctxs, codes, strict=True)]
             )
             self._assign(cls, rel, ctor, op)
-            ref = f"self.{rel}"
+            ref = module_ref(rel)
         statement(cls.forward, pad, f"{out} = {fill(call, ref, operands)}", op)
 
     def _repeat(
@@ -230,7 +231,7 @@ class Emitter:
             )
             self._assign(cls, rel, element, op)
             loop = vars_.loop("layer")
-            statement(cls.forward, pad, f"for {loop} in self.{rel}:", op)
+            statement(cls.forward, pad, f"for {loop} in {module_ref(rel)}:", op)
             cls.forward.append(f"{pad}    {out} = {fill(call, loop, args)}")
             return
         if single:  # a repeated residual block
@@ -249,7 +250,7 @@ class Emitter:
         var = "index" if sub[0].takes_index else "_"
         self._assign(cls, rel, f"nn.ModuleList([{ctor} for {var} in range({count})])", op)
         loop = vars_.loop("block")
-        statement(cls.forward, pad, f"for {loop} in self.{rel}:", op)
+        statement(cls.forward, pad, f"for {loop} in {module_ref(rel)}:", op)
         cls.forward.append(f"{pad}    {out} = {loop}({', '.join([out, *free])})")
 
     def _residual(
@@ -271,7 +272,7 @@ class Emitter:
             cls.takes_index = True
         self._assign(cls, rel, f"{sub.name}(index)" if sub.takes_index else f"{sub.name}()", op)
         free = [env[id(v)] for v in outer_values]
-        statement(cls.forward, pad, f"{out} = self.{rel}({', '.join([operands[0], *free])})", op)
+        statement(cls.forward, pad, f"{out} = {module_ref(rel)}({', '.join([operands[0], *free])})", op)
 
     # Region classes ---------------------------------------------------------------------------
 
@@ -342,13 +343,31 @@ class Emitter:
         return self.codes[instance_name]
 
     def _assign(self, cls: GeneratedClass, rel: str, expr: str, op: Operation) -> None:
+        """`self.<rel> = expr` with the containers on the way: nn.Module() for named children,
+        nn.ModuleList() filled in index order for numbered ones (`dense.0` after -O1 inlines
+        `Dense(4) * 1`)."""
         parts = rel.split(".")
-        for i in range(1, len(parts)):
-            container = ".".join(parts[:i])
-            if container not in cls.containers:
-                cls.containers.add(container)
-                cls.init.append(f"        self.{container} = nn.Module()")
-        statement(cls.init, "        ", f"self.{rel} = {expr}", op)
+        for i in range(1, len(parts) + 1):
+            path, last = ".".join(parts[:i]), i == len(parts)
+            if not last and path in cls.containers:
+                continue
+            value = expr if last else "nn.ModuleList()" if parts[i].isdigit() else "nn.Module()"
+            line = f"{module_ref(path)} = {value}"
+            if parts[i - 1].isdigit():
+                owner, index = ".".join(parts[: i - 1]), int(parts[i - 1])
+                length = cls.lengths.get(owner, 0)
+                # Empty placeholders up to `index` keep later indices right if copies come out
+                # of order; they hold no weights.
+                for _ in range(length, index):
+                    cls.init.append(f"        {module_ref(owner)}.append(nn.Module())")
+                if index >= length:
+                    line = f"{module_ref(owner)}.append({value})"
+                    cls.lengths[owner] = index + 1
+            if last:
+                statement(cls.init, "        ", line, op)
+            else:
+                cls.containers.add(path)
+                cls.init.append(f"        {line}")
 
 
 def emit_source(network: Network, options: BuildOptions) -> str:

@@ -40,6 +40,7 @@ class GeneratedClass:
     forward: list[str] = field(default_factory=list)
     takes_index: bool = False
     containers: set[str] = field(default_factory=set)  # intermediate nn.Module() attributes
+    lengths: dict[str, int] = field(default_factory=dict)  # nn.ModuleList containers' sizes
     free: list[Value] = field(default_factory=list)  # outer values the forward receives
 
 

@@ -43,6 +43,13 @@ def relative(name: str, prefix: str) -> str:
     return name[len(prefix) + 1 :]
 
 
+def module_ref(rel: str) -> str:
+    """`self.block[0].conv2d` for the module path `block.0.conv2d`: an unrolled or inlined repeat
+    names its copies with numbers, which are nn.ModuleList indices (as `add_weight` builds them),
+    not attributes, so the state_dict keys stay the weight file's keys."""
+    return "self" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in rel.split("."))
+
+
 def check_same_path(op: Operation, name: str, element: str) -> None:
     if name != element:
         raise RuntimeError(f"repeated layer {op.name!r} is named {name!r}, expected {element!r}")
