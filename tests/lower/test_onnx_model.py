@@ -290,6 +290,28 @@ def test_inexpressible_layer_is_a_diagnostic_at_its_line() -> None:
     assert "Conv2DTranspose" in diag.message and diag.loc is not None and diag.loc.line == 4
 
 
+@pytest.mark.parametrize("level", ["-O0", "-O2"])
+@pytest.mark.parametrize("layer", ['MaxPooling1D(2, strides=3, padding="same")',
+                                   'AveragePooling1D(1, strides=2, padding="same")'])
+def test_same_pooling_narrower_than_its_stride_on_a_dynamic_length_is_a_diagnostic(
+    layer: str, level: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ONNX Runtime's SAME_UPPER pooling raised "padding values must be non-negative" at run
+    time for lengths 3 and 6 here (an internal error from predict); both stages refuse it."""
+    from neuralc.cli import main
+
+    model = tmp_path / "m.neural"
+    model.write_text(program("(None, None, 2)", f"{layer}\n    GlobalMaxPooling1D()"))
+    argv = ["build", str(model), "--target", "onnx", level, "-o", str(tmp_path / "m.onnx")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "m.neural:4:5: error: the ONNX backend cannot express padding=\"same\" pooling" in err
+    assert "internal error" not in err
+    # A known length gets explicit pads: the same layer builds.
+    model.write_text(program("(6, 2)", f"{layer}\n    GlobalMaxPooling1D()"))
+    assert main(argv) == 0, capsys.readouterr().err
+
+
 def test_custom_attention_conformance_program(conformance_dir: Path) -> None:
     src = (conformance_dir / "seed" / "custom_attention.neural").read_text()
     net = network(src)

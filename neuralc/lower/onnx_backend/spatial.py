@@ -25,6 +25,20 @@ def same_pads(size: int, k_eff: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def refuse_negative_same_pads(s: Scope, kernel: list[int], strides: list[int]) -> None:
+    """Keras' "same" pooling with a window shorter than its stride needs no padding, or even
+    "negative" padding, for some sizes; ONNX Runtime's SAME_UPPER pooling rejects that at run
+    time ("padding values must be non-negative"), so a dynamic size would crash for some
+    inputs. Known sizes get explicit pads and never come here."""
+    if any(k < st for k, st in zip(kernel, strides, strict=True)):
+        raise s.error(
+            'the ONNX backend cannot express padding="same" pooling with a pool_size smaller '
+            "than its strides on an input of dynamic size",
+            "give the image or sequence size in `input:`, or use a pool_size of at least the "
+            "strides",
+        )
+
+
 def _window_attrs(
     spatial: tuple[Dim, ...],
     kernel: tuple[int, ...],
@@ -114,6 +128,8 @@ def lower_pool(kind: str) -> Lowering:
         pool = tuple(attrs["pool_size"])
         strides = tuple(attrs["strides"] or pool)
         window = _window_attrs(spatial, pool, strides, (1,) * len(pool), attrs["padding"])
+        if "auto_pad" in window:
+            refuse_negative_same_pads(s, list(pool), list(strides))
         extra = {"count_include_pad": 0} if kind == "AveragePool" else {}
         y = s.op(
             kind, s.get(x, CF), kernel_shape=list(pool), strides=list(strides), **window, **extra

@@ -26,6 +26,7 @@ from neuralc.lower.onnx_backend.core import LEAKY_RELU_SLOPE
 from neuralc.lower.onnx_backend.core import activation as named_activation
 from neuralc.lower.onnx_backend.graph import Scope
 from neuralc.lower.onnx_backend.recurrent import lower_tensor_recurrent
+from neuralc.lower.onnx_backend.spatial import refuse_negative_same_pads
 from neuralc.lower.onnx_backend.stages import Lowerer, StageLowering, Val, rows_ok
 
 NP_DTYPES: dict[str, Any] = {
@@ -314,6 +315,8 @@ def pool(kind: str) -> StageLowering:
     def lower(e: Lowerer, op: Operation, a: dict[str, Any], ins: list[Val]) -> Val:
         kernel = [int(k) for k in a["kernel"]]
         extra = _window({**a, "strides": a.get("strides", ())}, len(kernel))
+        if "auto_pad" in extra:
+            refuse_negative_same_pads(e.s, kernel, extra["strides"])
         if kind == "AveragePool":
             extra["count_include_pad"] = int(bool(a.get("count_include_pad", False)))
         return e.out(nat=e.s.op(kind, e.nat(ins[0]), kernel_shape=kernel, **extra))
