@@ -83,29 +83,20 @@ def lower_conv(s: Scope, op: Operation, attrs: dict[str, Any], ins: list[Slot]) 
 
 def lower_conv_transpose(s: Scope, op: Operation, attrs: dict[str, Any], ins: list[Slot]) -> Slot:
     (x,) = ins
-    spatial = op.operands[0].type.shape[1:-1]
     kernel = tuple(attrs["kernel_size"])
     strides = tuple(attrs["strides"])
     pads_begin, pads_end, out_pad = [], [], []
-    for d, k, st in zip(spatial, kernel, strides, strict=True):
+    for k, st in zip(kernel, strides, strict=True):
         # Keras' output is (d-1)*s + max(k, s) (valid) or d*s (same); ConvTranspose gives
         # (d-1)*s + k, so a kernel shorter than the stride needs s-k trailing positions
         # (only the bias reaches them) in both paddings.
         out_pad.append(max(st - k, 0))
-        if attrs["padding"] != "same":
-            pads_begin.append(0)
-            pads_end.append(0)
-            continue
-        if isinstance(d, str):
-            raise s.error(
-                "the ONNX backend needs known spatial sizes for Conv2DTranspose with "
-                'padding="same"',
-                "give the image size in `input:`",
-            )
-        # TensorFlow: the gradient of a "same" convolution producing d*s from d.
-        begin, end = same_pads(d * st, k, st)
-        pads_begin.append(begin)
-        pads_end.append(end)
+        # "same": TensorFlow's gradient of a "same" convolution producing d*s from d crops
+        # max(k - s, 0) positions of the full result, the odd one at the end; that does not
+        # depend on d, so a dynamic size needs no auto_pad.
+        crop = max(k - st, 0) if attrs["padding"] == "same" else 0
+        pads_begin.append(crop // 2)
+        pads_end.append(crop - crop // 2)
     inputs = [s.get(x, CF), s.weight("weight")]
     if attrs["use_bias"]:
         inputs.append(s.weight("bias"))
