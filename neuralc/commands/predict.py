@@ -74,6 +74,7 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     # Before the (possibly long) run, not after it.
     check_output_path(args.output)
     inputs = read_inputs(network, args.input)
+    check_dynamic_sizes(network, inputs)
     load_checked_weights(network, args.weights)
     if args.device is None:
         check_placement(network)
@@ -162,6 +163,39 @@ def _load_array(path: str) -> np.ndarray:
 
 def _shape_text(shape: tuple) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def check_dynamic_sizes(network: Network, inputs: dict[str, np.ndarray]) -> None:
+    """Re-infer the top-level layers' shapes with the arrays' sizes in place of the inputs'
+    dynamic dimensions: a sequence or image too short for a window (or a Reshape that no longer
+    divides) is then the layer's diagnostic, as it would be with the size in `input:`, not an
+    error inside the framework reported as a neuralc bug."""
+    from neuralc.ir.shapes import infer_op
+    from neuralc.layers import all_layers
+    from neuralc.layers.spec import ShapeError
+
+    env: dict[int, TensorType] = {}
+    for value in network.inputs:
+        t, array = value.type, inputs[value.name]
+        dims = [d if isinstance(d, int) or d == BATCH else int(n)
+                for d, n in zip(t.shape, array.shape, strict=True)]
+        env[id(value)] = t.with_shape(tuple(dims))
+    if all(env[id(v)] == v.type for v in network.inputs):
+        return
+    for op in network.body.ops:
+        if op.op == "return":
+            return
+        try:
+            types = infer_op(op, [env.get(id(v), v.type) for v in op.operands])
+        except ShapeError as exc:
+            spec = next((s for s in all_layers() if s.op_name == op.op), None)
+            name = spec.name if spec is not None else op.op
+            message = exc.message if exc.message.startswith(name) else f"{name}: {exc.message}"
+            sizes = ", ".join(f"{k} {_shape_text(a.shape)}" for k, a in inputs.items())
+            raise error(f"with the given input sizes ({sizes}): {message}", primary_loc(op.loc),
+                        exc.note or "", "the input's dynamic dimensions take the arrays' sizes; "
+                        "this layer needs larger ones") from None
+        env.update({id(r): t for r, t in zip(op.results, types, strict=True)})
 
 
 def _check_input(
