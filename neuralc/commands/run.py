@@ -118,6 +118,7 @@ def load_data(args: argparse.Namespace, config: dict[str, Any]) -> Any:
 
 def run(args: argparse.Namespace, sources: Sources) -> int:
     from neuralc.commands.build import compile_network
+    from neuralc.commands.predict import check_dynamic_sizes
     from neuralc.fileio import ensure_dir
     from neuralc.lower.train_core import checkpoint_location
     from neuralc.lower.weights import load_checked_weights
@@ -131,6 +132,11 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
         # anything is built: a missing file or another model's weights is a diagnostic.
         load_checked_weights(network, args.weights)
     data = load_data(args, config)
+    for arrays in filter(None, (data.xs, data.xs_val)):
+        # Samples too short for a window of a network with dynamic sizes: the layer's
+        # diagnostic, as `predict` gives it, not the framework's error mid-epoch.
+        check_dynamic_sizes(network, dict(zip([v.name for v in network.inputs], arrays,
+                                              strict=True)))
     out_dir = Path(args.output_dir) if args.output_dir else Path("runs") / Path(path).stem
     checkpoint, note = checkpoint_location(config["train"].get("checkpoint_path"), str(out_dir))
     if note:

@@ -327,3 +327,26 @@ def test_initial_weights_are_checked_before_training(
         assert message.format(weights) in err, err
         assert "internal error" not in err
         assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("validation", [False, True])
+def test_samples_too_short_for_a_dynamic_length_network(
+    target: str, validation: bool, write: Writer, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """With `input: (None, None, 2)` the data decides the length; a window longer than the
+    samples was PyTorch's or TensorFlow's error reported as a neuralc bug."""
+    model = write("dyn.neural", model_text(output='Output(2, activation="softmax")').replace(
+        "input: (8,)", "input: (None, None, 2)").replace(
+        'Dense(16, activation="relu")', "Conv1D(3, 5)\n    GlobalAveragePooling1D()"))
+    rng = np.random.default_rng(0)
+    long, short = rng.standard_normal((8, 6, 2)), rng.standard_normal((4, 3, 2))
+    arrays = {"x": long, "y": np.zeros(8, np.int64), "x_val": short, "y_val": np.zeros(4, np.int64)}
+    if not validation:
+        arrays = {"x": short, "y": np.zeros(4, np.int64)}
+    np.savez(tmp_path / "d.npz", **arrays)
+    code, err = run_cli("run", model, "--data", tmp_path / "d.npz", "--target", target,
+                        "--output-dir", tmp_path / "o")
+    assert code == 1, err
+    assert "dyn.neural:4:5: error: with the given input sizes (input (4, 3, 2)): Conv1D" in err
+    assert "internal error" not in err
