@@ -53,7 +53,7 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
                 f"data folder '{path}' holds no .npy files",
                 "write x.npy and y.npy (and optionally x_val.npy, y_val.npy)",
             )
-        return {n[:-4]: np.load(os.path.join(path, n), allow_pickle=False) for n in names}
+        return {n[:-4]: _load_npy(os.path.join(path, n)) for n in names}
     if not os.path.exists(path):
         raise DataError(f"data file '{path}' does not exist")
     if not path.endswith(".npz"):
@@ -66,6 +66,33 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in archive.files}
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read data file '{path}': {exc}") from None
+
+
+def _load_npy(path: str) -> np.ndarray:
+    """One array of a data folder. A folder is user input like the data in it: a file that is
+    not an array (a subfolder named x.npy, a dangling link, an empty, truncated or pickled
+    file) is a DataError naming it, not numpy's exception."""
+    if os.path.isdir(path):
+        raise DataError(f"'{path}' is a folder, not a .npy file")
+    fix = "write it with numpy.save(path, array) from a numeric array"
+    try:
+        with open(path, "rb") as f:
+            # Without numpy's magic, np.load falls back to unpickling and then blames pickles
+            # and allow_pickle, which is not what is wrong with an arbitrary file.
+            if f.read(6) != b"\x93NUMPY":
+                raise DataError(f"'{path}' is not a .npy file (no NumPy header)", fix)
+        return np.load(path, allow_pickle=False)
+    except DataError:
+        raise  # a ValueError too; already says what is wrong
+    except OSError as exc:
+        raise DataError(f"cannot read '{path}': {exc.strerror or exc}") from None
+    except ValueError as exc:
+        reason = (
+            "it holds Python objects (an object array)"
+            if "allow_pickle" in str(exc)
+            else str(exc)
+        )
+        raise DataError(f"cannot read '{path}': {reason}", fix) from None
 
 
 def _input_key(arrays: Mapping[str, np.ndarray], name: str, single: bool, suffix: str) -> str:
@@ -229,10 +256,12 @@ def check_labels(
     y = np.asarray(y)
     loss, out_shape = config["loss"], list(config["output"]["shape"])
     mode = label_mode(config, y)
-    if y.shape[:1] != (n,):
-        raise DataError(
-            f"{what} has {y.shape[0] if y.ndim else 0} labels but there are {n} samples"
-        )
+    if y.ndim == 0:
+        # "0 labels" would be wrong: it holds one value, not one per sample.
+        raise DataError(f"{what} is a single value (shape ()) but there are {n} samples",
+                        "the first axis of the labels is the sample, as for x")
+    if y.shape[0] != n:
+        raise DataError(f"{what} has {y.shape[0]} labels but there are {n} samples")
     if mode == "sparse":
         if not np.issubdtype(y.dtype, np.integer):
             if _fits(y.shape[1:], out_shape) and out_shape[-1] != 1:

@@ -10,7 +10,10 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 TEMPLATES = {
-    "pytorch": ("train_core.py", "train_data.py", "train_torch_ops.py", "train_torch.py"),
+    # module_cli: the module's command line (predict_main, train_main), last: it uses the rest.
+    "pytorch": (
+        "train_core.py", "train_data.py", "train_torch_ops.py", "train_torch.py", "module_cli.py"
+    ),
     "tensorflow": ("train_core.py", "train_data.py", "train_keras_ops.py", "train_keras.py"),
 }
 
@@ -23,8 +26,22 @@ def training_source(target: str = "pytorch", imports: bool = True) -> str:
     parts = [
         _strip((_HERE / name).read_text(encoding="utf-8"), imports)[1] for name in TEMPLATES[target]
     ]
-    header = "# --- Training loop: train(model, TRAIN_CONFIG, data), train_main(build_model, ...) ---"
+    header = "# --- Training loop and command line: train(), train_main(), predict_main() ---"
     return header + "\n\n" + "\n\n".join(parts)
+
+
+def template_names(target: str = "pytorch") -> frozenset[str]:
+    """The top-level names the templates define (functions, classes, constants): a generated
+    class named like one (a network called `DataError`) would replace it in the module."""
+    names: set[str] = set()
+    for name in TEMPLATES[target]:
+        for node in pyast.parse((_HERE / name).read_text(encoding="utf-8")).body:
+            if isinstance(node, pyast.FunctionDef | pyast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, pyast.Assign | pyast.AnnAssign):
+                targets = node.targets if isinstance(node, pyast.Assign) else [node.target]
+                names.update(t.id for t in targets if isinstance(t, pyast.Name))
+    return frozenset(names)
 
 
 def training_imports(target: str = "pytorch") -> list[str]:

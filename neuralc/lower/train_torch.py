@@ -1,7 +1,7 @@
 """The PyTorch training loop of neuralc: `train(model, config, data)` runs a network's
 `train { }` block (optimizer, schedule, loss, metrics, early stopping, checkpoints, mixed
-precision) on an emitted `nn.Module`; `train_main(build_model, config)` is the emitted module's
-`python model.py --data D.npz` entry point.
+precision) on an emitted `nn.Module`. The emitted module's `python model.py --data D.npz` entry point,
+`train_main(build_model, config)`, is in `module_cli`.
 
 Standalone: it imports torch, numpy, safetensors and (optionally) rich, plus the standalone
 modules `train_core`, `train_data` and `train_torch_ops`, whose text
@@ -11,11 +11,8 @@ modules `train_core`, `train_data` and `train_torch_ops`, whose text
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,18 +28,15 @@ from neuralc.lower.train_core import (
     TrainState,
     batch_bounds,
     check_finite,
-    checkpoint_location,
     epoch_logs,
     epoch_order,
     make_schedule,
     monitor_name,
-    print_table,
     run_record,
     running_loss,
     update_best,
-    write_json,
 )
-from neuralc.lower.train_data import DataError, Prepared, load_arrays, select_arrays
+from neuralc.lower.train_data import Prepared, select_arrays
 from neuralc.lower.train_torch_ops import (
     load_checkpoint,
     loss_function,
@@ -325,57 +319,3 @@ def evaluate(
                 sums[name] += float(total)
                 counts[name] += count
     return epoch_logs(sums, counts, prefix="val_")
-
-
-# The emitted module's entry point ------------------------------------------------------------
-
-
-def train_main(
-    build_model: Callable[..., nn.Module],
-    config: Mapping[str, Any],
-    argv: Sequence[str] | None = None,
-) -> None:
-    """`python model.py --data D.npz [--epochs N] [--batch-size N] [--device D] [--weights W]
-    [--output-dir DIR] [--metrics-json F] [--resume]`: train, then write the trained weights
-    (neuralc's weight file) to DIR/weights.safetensors."""
-    from safetensors.torch import save_file
-
-    parser = argparse.ArgumentParser(description="Train the model (its train { } block).")
-    parser.add_argument("--data", required=True, help=".npz with x, y (x_val, y_val) or a folder")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--device", help='"cpu", "cuda", "cuda:N"; default: the model\'s')
-    parser.add_argument("--weights", help="initial weights (neuralc's safetensors file)")
-    parser.add_argument("--output-dir", default=".", help="weights, checkpoints (default .)")
-    parser.add_argument("--metrics-json", help="write per-epoch losses and metrics here")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    args = parser.parse_args(argv)
-    cfg = json.loads(json.dumps(config))
-    if args.epochs:
-        cfg["train"]["epochs"] = args.epochs
-    if args.batch_size:
-        cfg["train"]["batch_size"] = args.batch_size
-    path, note = checkpoint_location(cfg["train"].get("checkpoint_path"), args.output_dir)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    try:
-        data = select_arrays(load_arrays(args.data), cfg)
-        model = build_model(args.weights, args.device)
-        record = train(
-            model,
-            cfg,
-            data,
-            checkpoint=path,
-            resume=args.resume,
-            save_every_epoch=bool(cfg["train"].get("checkpoint_path")),
-        )
-    except (DataError, TrainingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print_table(record["epochs"])
-    os.makedirs(args.output_dir, exist_ok=True)
-    out = os.path.join(args.output_dir, "weights.safetensors")
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, out)
-    if args.metrics_json:
-        write_json(args.metrics_json, record)
-    print(out)

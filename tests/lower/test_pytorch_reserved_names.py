@@ -64,3 +64,25 @@ def _recording(switch: Callable[[object], Any], calls: list[object]) -> Callable
         return switch(enabled)
 
     return record
+
+
+@pytest.mark.parametrize("name", ["DataError", "TrainingError", "PredictError", "Prepared"])
+@pytest.mark.parametrize("level", ["-O0", "-O2"])
+def test_a_network_named_like_a_training_class_runs_as_a_script(
+    name: str, level: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The training loop and command line are inlined into the module; a root class named
+    DataError replaced the loop's exception class, so `python model.py` crashed with a
+    TypeError while reporting its first error."""
+    from neuralc.lower.pytorch import import_artifact
+
+    model = tmp_path / f"{name}.neural"
+    model.write_text(f"network {name} {{\n{LAYERS}")
+    artifact = tmp_path / f"{name}.py"
+    assert main(["build", str(model), "--target", "pytorch", level, "-o", str(artifact)]) == 0
+    module = import_artifact(artifact)
+    assert isinstance(module.DataError("m"), ValueError)
+    with pytest.raises(SystemExit) as exc:
+        module.main(["--input", str(tmp_path / "missing.npy"), "-o", str(tmp_path / "y.npy")])
+    assert exc.value.code == 1
+    assert "error: input file" in capsys.readouterr().err

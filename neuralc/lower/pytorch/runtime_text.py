@@ -7,6 +7,7 @@ placement, the runtime functions (`resolve_device`, `load_weights`, `build_model
 from __future__ import annotations
 
 from neuralc.lower.pytorch.snippets import SNIPPETS
+from neuralc.lower.train_template import template_names
 
 PLACE_SIMPLE = '''
     def place(self, device: str | None = None) -> @@ROOT@@:
@@ -129,23 +130,17 @@ def capture_cuda_graph(model: nn.Module, *example_inputs: torch.Tensor, warmup: 
     return forward
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--weights", help="a safetensors weight file (neuralc init); default: WEIGHTS"
+def main(argv: list[str] | None = None) -> None:
+    """`python model.py [--weights W] --input [NAME=]X.npy ... -o Y.npy [--device D]`; user
+    errors print as `error: ...` and exit 1 (`predict_main`)."""
+    predict_main(
+        __doc__.splitlines()[0],
+        TRAIN_CONFIG["inputs"],
+        build_model,
+        predict,
+        f"{WEIGHTS} (beside this file)" if WEIGHTS else "torch's initialization under SEED",
+        argv,
     )
-    parser.add_argument(
-        "--input", action="append", required=True, help="X.npy, or NAME=X.npy per input"
-    )
-    parser.add_argument("-o", "--output", required=True, help="where to write the output .npy")
-    parser.add_argument("--device", help="run every layer on this device (e.g. cpu)")
-    args = parser.parse_args()
-    inputs: dict[str, np.ndarray] = {}
-    for item in args.input:
-        name, _, path = item.rpartition("=")
-        inputs[name or INPUT_NAMES[len(inputs)]] = np.load(path)
-    model = build_model(args.weights, args.device)
-    np.save(args.output, predict(model, inputs))
 
 
 if __name__ == "__main__":
@@ -153,10 +148,12 @@ if __name__ == "__main__":
 '''.lstrip("\n")
 
 
-# Module-level names of generated files: generated classes must not shadow them.
+# Module-level names of generated files: generated classes must not shadow them (the inlined
+# training loop and command line included: a network named DataError replaced that class).
 GLOBAL_NAMES = frozenset(
     {
         *SNIPPETS,
+        *template_names("pytorch"),
         "INPUT_NAMES",
         "INPUT_DTYPES",
         "DEVICE",
