@@ -10,9 +10,11 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 TEMPLATES = {
-    # module_cli: the module's command line (predict_main, train_main), last: it uses the rest.
+    # predict_cli, module_cli: the module's command line (predict_main, train_main), last:
+    # they use the rest.
     "pytorch": (
-        "train_core.py", "train_data.py", "train_torch_ops.py", "train_torch.py", "module_cli.py"
+        "train_core.py", "train_data.py", "train_torch_ops.py", "train_torch.py",
+        "predict_cli.py", "module_cli.py",
     ),
     "tensorflow": ("train_core.py", "train_data.py", "train_keras_ops.py", "train_keras.py"),
 }
@@ -28,6 +30,12 @@ def training_source(target: str = "pytorch", imports: bool = True) -> str:
     ]
     header = "# --- Training loop and command line: train(), train_main(), predict_main() ---"
     return header + "\n\n" + "\n\n".join(parts)
+
+
+def predict_cli_source() -> tuple[list[str], str]:
+    """(its imports, its text): the inference command line alone, for the Keras module, which
+    carries no training loop."""
+    return _strip((_HERE / "predict_cli.py").read_text(encoding="utf-8"), False)
 
 
 def template_names(target: str = "pytorch") -> frozenset[str]:

@@ -29,6 +29,7 @@ from neuralc.lower.keras import snippets
 from neuralc.lower.keras.build_model import KERAS_DTYPES, LINE_LENGTH, BuildModelWriter
 from neuralc.lower.keras.layers import assign_str, py
 from neuralc.lower.target import BuildOptions, weights_lines
+from neuralc.lower.train_template import predict_cli_source
 
 
 def emit_module(network: Network, options: BuildOptions) -> str:
@@ -59,6 +60,7 @@ def _module_source(network: Network, options: BuildOptions) -> str:
     chunks += [s.code for s in snippets.closure(model.helpers)]
     chunks += [_placement(network, options, model.placement), snippets.DEVICES, body,
                _converters(model.converters), snippets.LOAD_WEIGHTS, _run(network, options),
+               "# --- Command line: main() and its checks ---\n\n" + predict_cli_source()[1],
                snippets.MAIN]
     return "\n\n\n".join(chunks) + "\n"
 
@@ -85,8 +87,9 @@ def _header(network: Network, source_name: str) -> str:
 
 
 def _imports(helpers: set[str]) -> str:
-    stdlib = {"import argparse", "from collections.abc import Callable",
-              "from typing import Any"}
+    # The standard-library imports of predict_cli (inlined for main()) included.
+    stdlib = {"import argparse", "import sys", "import tempfile",
+              "from collections.abc import Callable, Mapping, Sequence", "from typing import Any"}
     for snippet in snippets.closure(helpers):
         stdlib.update(snippet.imports)
     plain = sorted(i for i in stdlib if i.startswith("import "))
@@ -147,5 +150,9 @@ def _run(network: Network, options: BuildOptions) -> str:
     names = ", ".join(f"{py(v.name)}: {py(KERAS_DTYPES[v.type.dtype])}"
                       for v in network.inputs)
     seed = str(int(options.seed))
-    return (snippets.RUN.replace("@INPUTS@", names).replace("@SEED@", seed)
+    specs = py([{"name": v.name, "dtype": KERAS_DTYPES[v.type.dtype],
+                 "shape": [d if isinstance(d, int) else None for d in v.type.shape[1:]]}
+                for v in network.inputs])
+    return (snippets.RUN.replace("@INPUTS@", names).replace("@INPUT_SPECS@", specs)
+            .replace("@SEED@", seed)
             .replace("@WEIGHTS@", "\n".join(weights_lines(options))))

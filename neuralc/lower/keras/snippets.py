@@ -292,14 +292,42 @@ def load_weights(model: keras.Model, path: str) -> None:
 
     for layer in model.layers:
         if layer.weights:
-            CONVERTERS[type(layer)](layer, weights_of(layer.name))
+            try:
+                CONVERTERS[type(layer)](layer, weights_of(layer.name))
+            except ValueError as exc:  # Keras' shape check names neither the file nor the key
+                raise ValueError(f"{path}: layer '{layer.name}': {exc}") from None
     if unused:
         raise ValueError(f"{path}: weights no layer uses: {', '.join(sorted(unused))}")'''
 
 RUN = '''\
 INPUTS = {@INPUTS@}  # the model's inputs in order: name -> dtype
+# Each input's name, dtype and shape without the batch (None: a dynamic size), for main().
+INPUT_SPECS: list[dict[str, Any]] = @INPUT_SPECS@
 SEED = @SEED@  # Keras' initializers are seeded with it when no weight file is given
 @WEIGHTS@
+
+
+def load_model(
+    weights_path: str | None = None, device: str | None = None
+) -> tuple[keras.Model, str]:
+    """The model, built with the weight file (if given, else WEIGHTS) on its TensorFlow
+    device, and that device."""
+    if weights_path is None and WEIGHTS is not None:
+        weights_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS)
+    where = select_device(device)
+    with tf.device(where):
+        if weights_path is None:
+            keras.utils.set_random_seed(SEED)
+        return build_model(weights_path), where
+
+
+def predict(loaded: tuple[keras.Model, str], inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The output of `load_model()`'s model at inference."""
+    model, where = loaded
+    with tf.device(where):
+        args = [np.asarray(inputs[name], dtype=dtype) for name, dtype in INPUTS.items()]
+        outputs = model(args if len(args) > 1 else args[0], training=False)
+    return keras.ops.convert_to_numpy(outputs)
 
 
 def run(
@@ -307,32 +335,20 @@ def run(
 ) -> np.ndarray:
     """Build the model (with the weight file, if given, else WEIGHTS) and compute its output
     at inference."""
-    if weights_path is None and WEIGHTS is not None:
-        weights_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS)
-    with tf.device(select_device(device)):
-        if weights_path is None:
-            keras.utils.set_random_seed(SEED)
-        model = build_model(weights_path)
-        args = [np.asarray(inputs[name], dtype=dtype) for name, dtype in INPUTS.items()]
-        outputs = model(args if len(args) > 1 else args[0], training=False)
-    return keras.ops.convert_to_numpy(outputs)'''
+    return predict(load_model(weights_path, device), inputs)'''
 
 MAIN = '''\
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the model on .npy inputs (inference).")
-    parser.add_argument("--weights", help="neuralc weight file (.safetensors); default: WEIGHTS")
-    parser.add_argument(
-        "--input", action="append", required=True, metavar="[NAME=]X.npy",
-        help="an input array; name it when the model has several inputs",
+    """`python model.py [--weights W] --input [NAME=]X.npy ... -o Y.npy [--device D]`; user
+    errors print as `error: ...` and exit 1 (`predict_main`)."""
+    predict_main(
+        "Run the model on .npy inputs (inference).",
+        INPUT_SPECS,
+        load_model,
+        predict,
+        f"{WEIGHTS} (beside this file)" if WEIGHTS else "Keras' initialization under SEED",
+        argv,
     )
-    parser.add_argument("-o", "--output", required=True, help="where to write the output .npy")
-    parser.add_argument("--device", help='"cpu" overrides the placement written in the model')
-    args = parser.parse_args(argv)
-    inputs = {}
-    for item in args.input:
-        name, _, path = item.rpartition("=")
-        inputs[name or next(iter(INPUTS))] = np.load(path)
-    np.save(args.output, run(inputs, args.weights, args.device))
 
 
 if __name__ == "__main__":

@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
         predict,
         f"{WEIGHTS} (beside this file)" if WEIGHTS else "torch's initialization under SEED",
         argv,
+        epilog=f"To train the model: python {os.path.basename(sys.argv[0]) or 'model.py'} "
+        "--data DATA.npz|FOLDER [options]; add --help after --data X for the training options.",
     )
 
 

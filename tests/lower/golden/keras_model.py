@@ -18,7 +18,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import argparse
 import math
-from collections.abc import Callable
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -308,14 +310,42 @@ def load_weights(model: keras.Model, path: str) -> None:
 
     for layer in model.layers:
         if layer.weights:
-            CONVERTERS[type(layer)](layer, weights_of(layer.name))
+            try:
+                CONVERTERS[type(layer)](layer, weights_of(layer.name))
+            except ValueError as exc:  # Keras' shape check names neither the file nor the key
+                raise ValueError(f"{path}: layer '{layer.name}': {exc}") from None
     if unused:
         raise ValueError(f"{path}: weights no layer uses: {', '.join(sorted(unused))}")
 
 
 INPUTS = {"input": "float32"}  # the model's inputs in order: name -> dtype
+# Each input's name, dtype and shape without the batch (None: a dynamic size), for main().
+INPUT_SPECS: list[dict[str, Any]] = [{"name": "input", "dtype": "float32", "shape": [8, 8, 3]}]
 SEED = 0  # Keras' initializers are seeded with it when no weight file is given
 WEIGHTS: str | None = None  # `neuralc build --weights W` names a default file
+
+
+def load_model(
+    weights_path: str | None = None, device: str | None = None
+) -> tuple[keras.Model, str]:
+    """The model, built with the weight file (if given, else WEIGHTS) on its TensorFlow
+    device, and that device."""
+    if weights_path is None and WEIGHTS is not None:
+        weights_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS)
+    where = select_device(device)
+    with tf.device(where):
+        if weights_path is None:
+            keras.utils.set_random_seed(SEED)
+        return build_model(weights_path), where
+
+
+def predict(loaded: tuple[keras.Model, str], inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The output of `load_model()`'s model at inference."""
+    model, where = loaded
+    with tf.device(where):
+        args = [np.asarray(inputs[name], dtype=dtype) for name, dtype in INPUTS.items()]
+        outputs = model(args if len(args) > 1 else args[0], training=False)
+    return keras.ops.convert_to_numpy(outputs)
 
 
 def run(
@@ -323,20 +353,183 @@ def run(
 ) -> np.ndarray:
     """Build the model (with the weight file, if given, else WEIGHTS) and compute its output
     at inference."""
-    if weights_path is None and WEIGHTS is not None:
-        weights_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS)
-    with tf.device(select_device(device)):
-        if weights_path is None:
-            keras.utils.set_random_seed(SEED)
-        model = build_model(weights_path)
-        args = [np.asarray(inputs[name], dtype=dtype) for name, dtype in INPUTS.items()]
-        outputs = model(args if len(args) > 1 else args[0], training=False)
-    return keras.ops.convert_to_numpy(outputs)
+    return predict(load_model(weights_path, device), inputs)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the model on .npy inputs (inference).")
-    parser.add_argument("--weights", help="neuralc weight file (.safetensors); default: WEIGHTS")
+# --- Command line: main() and its checks ---
+
+
+class PredictError(ValueError):
+    """A user error of the inference command line; `notes` say how to fix it."""
+
+    def __init__(self, message: str, *notes: str) -> None:
+        super().__init__(message)
+        self.message, self.notes = message, tuple(n for n in notes if n)
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *(f"note: {n}" for n in self.notes)])
+
+
+def input_paths(items: Sequence[str], names: Sequence[str]) -> dict[str, str]:
+    """Each input's file from `--input [NAME=]X.npy` items (a file name may hold "=": with one
+    input, an existing file wins)."""
+    paths: dict[str, str] = {}
+    listed = "inputs: " + ", ".join(names)
+    for item in items:
+        name, sep, rest = item.partition("=")
+        if sep and name in names:
+            key, path = name, rest
+        elif sep and name.isidentifier() and (len(names) > 1 or not os.path.exists(item)):
+            raise PredictError(f"'{name}' is not an input of the model", listed)
+        elif len(names) == 1:
+            key, path = names[0], item
+        else:
+            raise PredictError(
+                f"the model has {len(names)} inputs; name each one: --input NAME=X.npy", listed
+            )
+        if key in paths:
+            raise PredictError(f"input '{key}' is given twice")
+        paths[key] = path
+    missing = [name for name in names if name not in paths]
+    if missing:
+        raise PredictError(f"no array for input '{missing[0]}'", f"add --input {missing[0]}=X.npy")
+    return paths
+
+
+def load_array(path: str) -> np.ndarray:
+    if os.path.isdir(path):
+        raise PredictError(f"input file '{path}' is a directory, not a .npy file")
+    if not os.path.exists(path):
+        raise PredictError(f"input file '{path}' does not exist")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        reason = str(exc) or "the file is empty"
+        if "pickle" in reason:
+            # np.load blames pickles for any file without NumPy's header: say which it is.
+            with open(path, "rb") as f:
+                numpy_file = f.read(6) == b"\x93NUMPY"
+            reason = "it holds Python objects" if numpy_file else "not a .npy file"
+        raise PredictError(
+            f"cannot read input file '{path}': {reason}",
+            "inputs are .npy files of numbers written with numpy.save",
+        ) from None
+    if not isinstance(array, np.ndarray):
+        raise PredictError(f"input file '{path}' holds several arrays; give one .npy per input")
+    return array
+
+
+def _shape_text(dims: Sequence[Any]) -> str:
+    inner = ", ".join("None" if d is None else str(d) for d in dims)
+    return f"({inner},)" if len(dims) == 1 else f"({inner})"
+
+
+def check_array(array: np.ndarray, spec: Mapping[str, Any], batch: list[int]) -> np.ndarray:
+    """`array` checked against one input (`{"name", "dtype", "shape"}`, the shape without the
+    batch, None for a dynamic size) and cast to its dtype; `batch` holds the first input's
+    batch size."""
+    name, shape = spec["name"], [None, *spec["shape"]]
+    if array.ndim != len(shape) or any(
+        d is not None and d != s for d, s in zip(shape, array.shape, strict=True)
+    ):
+        raise PredictError(
+            f"input '{name}' has shape {_shape_text(array.shape)} but the model takes "
+            f"{_shape_text(shape)} (batch first)"
+        )
+    if batch and array.shape[0] != batch[0]:
+        raise PredictError(
+            f"input '{name}' has {array.shape[0]} samples, the first input {batch[0]}"
+        )
+    batch.append(array.shape[0])
+    kind = array.dtype.kind
+    if str(spec["dtype"]).startswith("int"):
+        if kind not in "iub":
+            raise PredictError(
+                f"input '{name}' holds {array.dtype} values but the model takes integer ids",
+                "pass the ids as integers, e.g. ids.astype(numpy.int64)",
+            )
+        return array.astype(spec["dtype"], copy=False)
+    if kind not in "fiub":
+        raise PredictError(
+            f"input '{name}' holds {array.dtype} values; the model takes real numbers"
+        )
+    with np.errstate(over="ignore"):
+        cast = array.astype(spec["dtype"], copy=False)
+    if kind == "f" and not np.array_equal(np.isfinite(cast), np.isfinite(array)):
+        raise PredictError(f"input '{name}' holds values beyond {spec['dtype']}'s range")
+    return cast
+
+
+def read_inputs(items: Sequence[str], specs: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    paths = input_paths(items, [spec["name"] for spec in specs])
+    batch: list[int] = []
+    return {s["name"]: check_array(load_array(paths[s["name"]]), s, batch) for s in specs}
+
+
+def output_path(path: str) -> str:
+    """Where np.save would write `path` (it appends .npy), checked before the model runs."""
+    path = path if path.endswith(".npy") else path + ".npy"
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise PredictError(f"output '{path}' is a directory")
+    if not os.path.isdir(folder):
+        raise PredictError(f"cannot write '{path}': folder '{folder}' does not exist")
+    return path
+
+
+def save_array(path: str, array: np.ndarray) -> None:
+    """Write through a temporary file and a rename: an interrupted write leaves no half file."""
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=os.path.dirname(path) or ".")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise PredictError(f"cannot write '{path}': {exc.strerror or exc}") from None
+
+
+def build_or_fail(build_model: Callable[..., Any], weights: str | None, device: str | None) -> Any:
+    """`build_model(weights, device)`, whose failures are the user's inputs: a weight file that
+    is not one or belongs to another model, a device this machine lacks or the framework does
+    not know. They keep the library's own words."""
+    if weights is not None and not os.path.isfile(weights):
+        raise PredictError(f"weight file '{weights}' does not exist or is not a file")
+    try:
+        return build_model(weights, device)
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        if weights is not None and "state_dict" in str(exc):
+            raise PredictError(f"weight file '{weights}' does not fit the model: {exc}") from None
+        raise PredictError(str(exc)) from None
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":  # safetensors' own, not an OSError
+            raise
+        raise PredictError(f"cannot read weight file '{weights}': {exc}") from None
+
+
+def fail(exc: Exception) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(1) from None
+
+
+def predict_main(
+    description: str,
+    specs: Sequence[Mapping[str, Any]],
+    build_model: Callable[..., Any],
+    predict: Callable[[Any, dict[str, np.ndarray]], np.ndarray],
+    default_weights: str,
+    argv: Sequence[str] | None = None,
+    epilog: str | None = None,
+) -> None:
+    """Parse the command line, check the inputs against `specs` (the PyTorch module's
+    TRAIN_CONFIG["inputs"], the Keras module's INPUT_SPECS), run the model and save its
+    output."""
+    parser = argparse.ArgumentParser(description=description, epilog=epilog)
+    parser.add_argument(
+        "--weights", help=f"a safetensors weight file (neuralc init); default: {default_weights}"
+    )
     parser.add_argument(
         "--input",
         action="append",
@@ -345,13 +538,28 @@ def main(argv: list[str] | None = None) -> None:
         help="an input array; name it when the model has several inputs",
     )
     parser.add_argument("-o", "--output", required=True, help="where to write the output .npy")
-    parser.add_argument("--device", help='"cpu" overrides the placement written in the model')
+    parser.add_argument("--device", help="run every layer on this device (e.g. cpu)")
     args = parser.parse_args(argv)
-    inputs = {}
-    for item in args.input:
-        name, _, path = item.rpartition("=")
-        inputs[name or next(iter(INPUTS))] = np.load(path)
-    np.save(args.output, run(inputs, args.weights, args.device))
+    try:
+        inputs = read_inputs(args.input, specs)
+        out = output_path(args.output)
+        model = build_or_fail(build_model, args.weights, args.device)
+        save_array(out, predict(model, inputs))
+    except PredictError as exc:
+        fail(exc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python model.py [--weights W] --input [NAME=]X.npy ... -o Y.npy [--device D]`; user
+    errors print as `error: ...` and exit 1 (`predict_main`)."""
+    predict_main(
+        "Run the model on .npy inputs (inference).",
+        INPUT_SPECS,
+        load_model,
+        predict,
+        f"{WEIGHTS} (beside this file)" if WEIGHTS else "Keras' initialization under SEED",
+        argv,
+    )
 
 
 if __name__ == "__main__":

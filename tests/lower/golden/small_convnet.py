@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
         predict,
         f"{WEIGHTS} (beside this file)" if WEIGHTS else "torch's initialization under SEED",
         argv,
+        epilog=f"To train the model: python {os.path.basename(sys.argv[0]) or 'model.py'} "
+        "--data DATA.npz|FOLDER [options]; add --help after --data X for the training options.",
     )
 
 
@@ -1639,12 +1641,10 @@ def save_array(path: str, array: np.ndarray) -> None:
         raise PredictError(f"cannot write '{path}': {exc.strerror or exc}") from None
 
 
-def build_or_fail(
-    build_model: Callable[..., nn.Module], weights: str | None, device: str | None
-) -> nn.Module:
+def build_or_fail(build_model: Callable[..., Any], weights: str | None, device: str | None) -> Any:
     """`build_model(weights, device)`, whose failures are the user's inputs: a weight file that
-    is not one or belongs to another model, a device this machine lacks or torch does not know.
-    They keep the library's own words."""
+    is not one or belongs to another model, a device this machine lacks or the framework does
+    not know. They keep the library's own words."""
     if weights is not None and not os.path.isfile(weights):
         raise PredictError(f"weight file '{weights}' does not exist or is not a file")
     try:
@@ -1667,19 +1667,16 @@ def fail(exc: Exception) -> None:
 def predict_main(
     description: str,
     specs: Sequence[Mapping[str, Any]],
-    build_model: Callable[..., nn.Module],
-    predict: Callable[[nn.Module, dict[str, np.ndarray]], np.ndarray],
+    build_model: Callable[..., Any],
+    predict: Callable[[Any, dict[str, np.ndarray]], np.ndarray],
     default_weights: str,
     argv: Sequence[str] | None = None,
+    epilog: str | None = None,
 ) -> None:
-    """Parse the command line, check the inputs against `specs` (TRAIN_CONFIG["inputs"]), run
-    the model and save its output."""
-    prog = os.path.basename(sys.argv[0]) or "model.py"
-    parser = argparse.ArgumentParser(
-        description=description,
-        epilog=f"To train the model: python {prog} --data DATA.npz|FOLDER [options]; "
-        f"`python {prog} --data X --help` lists the training options.",
-    )
+    """Parse the command line, check the inputs against `specs` (the PyTorch module's
+    TRAIN_CONFIG["inputs"], the Keras module's INPUT_SPECS), run the model and save its
+    output."""
+    parser = argparse.ArgumentParser(description=description, epilog=epilog)
     parser.add_argument(
         "--weights", help=f"a safetensors weight file (neuralc init); default: {default_weights}"
     )
