@@ -11,6 +11,7 @@ rest changes the shape). The layers inside are emitted by the builder's `_emit_i
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -44,18 +45,20 @@ class EmitContext:
                            self.macro_use or use)
 
 
-class NestedBlocks(LayerResolver):
+class NestedBlocks(LayerResolver, ABC):
     """The IR builder's nested blocks; the layers inside come from the subclass."""
 
     # Supplied by the network builder: a sequence of layer lines, and one layer's op.
+    @abstractmethod
     def _emit_items(self, items: tuple[ast.LayerItem, ...], ctx: EmitContext,
                     x: Value) -> Value:
-        raise NotImplementedError
+        """Emit a sequence of layer lines into `ctx.block`; the last value."""
 
+    @abstractmethod
     def _emit_layer(self, call: ast.LayerCall, spec: LayerSpec, ctx: EmitContext,
                     x: Value | list[Value], device: str | None,
                     fixed_name: str | None = None) -> Value:
-        raise NotImplementedError
+        """Emit one layer's op; its result."""
 
     def _emit_repeat(
         self,
