@@ -68,7 +68,7 @@ def tune_network(args: argparse.Namespace, sources: Sources) -> tuple[Network, s
     `compile_network` checks it) and the original program's path (the artifact keeps the
     model's stem)."""
     from neuralc.commands.build import check_device_option, select_network
-    from neuralc.commands.tune import run_study
+    from neuralc.commands.tune import check_outputs, run_study
     from neuralc.frontend.check import check_program
     from neuralc.frontend.parser import parse_text
     from neuralc.train.hpo import TuneSettings, trial_rows
@@ -82,6 +82,7 @@ def tune_network(args: argparse.Namespace, sources: Sources) -> tuple[Network, s
     program = load_for_network(args.model, sources, args.network)
     if args.device is not None:
         check_device_option(args.device)
+    check_outputs(args.model, args.resolved_out)
     settings = TuneSettings(
         # ONNX does not train: its study trains the PyTorch artifact of each combination.
         target=args.target if args.target in ("pytorch", "tensorflow") else "pytorch",

@@ -76,6 +76,31 @@ def make_data(data_path: str | None, synthetic_n: int | None) -> Callable[[dict[
     return data
 
 
+def check_outputs(model: str, *outputs: str | None) -> None:
+    """Refuse, before any trial runs, an output that is a directory or the model itself (the
+    resolved file would replace the `HPO(...)` source the study searched)."""
+    import os
+
+    from neuralc.diagnostics import error
+
+    for output in outputs:
+        if output is None:
+            continue
+        if os.path.isdir(output):
+            raise error(
+                f"cannot write '{output}': it is a directory",
+                None,
+                f"name a file, e.g. '{Path(output) / 'NAME'}'",
+            )
+        if os.path.exists(output) and os.path.samefile(output, model):
+            raise error(
+                f"'{output}' is the model itself: writing it would replace its HPO(...) "
+                "expressions",
+                None,
+                "write the resolved model to another file",
+            )
+
+
 def run_study(
     program: Any, settings: Any, data_path: str | None, synthetic_n: int | None
 ) -> Any:
@@ -100,6 +125,10 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     program = load_for_network(args.model, sources, args.network)
     if args.device is not None:
         check_device_option(args.device)
+    output = (
+        Path(args.output) if args.output else Path(Path(program.path).stem + ".resolved.neural")
+    )
+    check_outputs(args.model, str(output), args.metrics_json)
     # --trials, --epochs and --batch-size are positive by their argparse type (positive_int).
     overrides = {
         k: getattr(args, k) for k in ("epochs", "batch_size") if getattr(args, k) is not None
@@ -120,9 +149,6 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
         ),
         args.data,
         args.synthetic,
-    )
-    output = (
-        Path(args.output) if args.output else Path(Path(program.path).stem + ".resolved.neural")
     )
     # The resolved file must stand on its own: check it (the tuned network, with --network)
     # before writing it.
@@ -157,4 +183,4 @@ def run(args: argparse.Namespace, sources: Sources) -> int:
     return 0
 
 
-__all__ = ["add_arguments", "load_data", "make_data", "run", "run_study"]
+__all__ = ["add_arguments", "check_outputs", "load_data", "make_data", "run", "run_study"]

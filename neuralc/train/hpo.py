@@ -183,9 +183,7 @@ def tune(
             None,
             "wrap a value, e.g. Dense(HPO(choice(32, 64))), or train it with `neuralc run`",
         )
-    from neuralc.frontend.check import trials as combinations
-
-    first = build_network(program, next(combinations(program).trials), settings.network)
+    first = _first_network(program, settings.network)
     base = trial_config(first, settings)
     method = str(base["train"].get("search_method") or "bayesian")
     trials = settings.trials or int(base["train"].get("num_trials") or 10)
@@ -210,8 +208,9 @@ def tune(
         ) from None
     except Exception as exc:  # SQLAlchemy's errors, without importing SQLAlchemy here
         raise error(f"cannot open the study storage {settings.storage!r}: {exc}") from None
+    _check_compatible(study, space, grid)
     objective = _Objective(program, space, settings, data, grid)
-    started = time.perf_counter()
+    started, before = time.perf_counter(), len(study.trials)
     study.optimize(
         objective,
         n_trials=trials,
@@ -220,7 +219,8 @@ def tune(
         catch=(),
     )
     if settings.verbose:
-        print(f"{trials} trial(s) in {time.perf_counter() - started:.1f} s")
+        ran = len(study.trials) - before
+        print(f"{ran} trial(s) in {time.perf_counter() - started:.1f} s")
     complete = [
         t
         for t in study.trials
@@ -243,6 +243,84 @@ def tune(
         if k in by_name
     }
     return TuneResult(study, space, best, resolve_source(program, best), method)
+
+
+def _first_network(program: ast.Program, name: str | None, tries: int = 64) -> Network:
+    """The network of the first combination that builds (its train settings give the
+    sampler, trial count and seed): a combination that does not build (heads that do not
+    divide the width) is only a pruned trial. When none of the first `tries` builds, the first
+    one's diagnostic."""
+    from itertools import islice
+
+    from neuralc.frontend.check import trials as combinations
+
+    failure: CompileError | None = None
+    for values in islice(combinations(program).trials, tries):
+        try:
+            return build_network(program, values, name)
+        except CompileError as exc:
+            failure = failure or exc
+    assert failure is not None  # a program always has at least one combination
+    raise failure
+
+
+class _Recorder:
+    """A stand-in for an Optuna trial that records the distribution of each `suggest_*`."""
+
+    def __init__(self) -> None:
+        self.distributions: dict[str, Any] = {}
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        from optuna.distributions import CategoricalDistribution
+
+        self.distributions[name] = CategoricalDistribution(choices)
+        return choices[0]
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        from optuna.distributions import IntDistribution
+
+        self.distributions[name] = IntDistribution(low, high, log=log, step=step)
+        return low
+
+    def suggest_float(
+        self, name: str, low: float, high: float, step: float | None = None, log: bool = False
+    ) -> float:
+        from optuna.distributions import FloatDistribution
+
+        self.distributions[name] = FloatDistribution(low, high, log=log, step=step)
+        return low
+
+
+def _check_compatible(study: Any, space: list[Hyperparameter], grid: bool) -> None:
+    """A study reopened from `--storage` (same name) must have the same kind of distribution
+    for each hyperparameter, and the same choices: Optuna would raise in the first trial."""
+    import warnings
+
+    from optuna.distributions import CategoricalDistribution, check_distribution_compatibility
+
+    recorder = _Recorder()
+    with warnings.catch_warnings():  # a range the step does not divide: warned in trials
+        warnings.simplefilter("ignore")
+        for hp in space:
+            hp.suggest(recorder, grid)
+    by_name = {hp.name: hp for hp in space}
+    for past in study.get_trials(deepcopy=False):
+        for name, old in past.distributions.items():
+            new = recorder.distributions.get(name)
+            if new is None:
+                continue
+            try:
+                check_distribution_compatibility(old, new)
+                same = not isinstance(old, CategoricalDistribution) or old.choices == new.choices
+            except ValueError:
+                same = False
+            if not same:
+                raise error(
+                    f"the study '{study.study_name}' in the storage already searched "
+                    f"{name} over another space ({old}); this model's is {new}",
+                    by_name[name].loc,
+                    "give a new --study-name, or a new --storage",
+                )
 
 
 def _progress(study: Any, trial: Any) -> None:

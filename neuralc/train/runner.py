@@ -124,6 +124,19 @@ def _call(
         )
     except _errors(module) as exc:
         raise training_error(exc) from None
+    except RuntimeError as exc:
+        # PyTorch's optimizers pass the step size as a float32 scalar: a learning rate so large
+        # that it overflows (`learning_rate=1e300`, or an HPO range up to it) fails the step.
+        if "without overflow" not in str(exc):
+            raise
+        raise CompileError(
+            Diagnostic(
+                f"training overflowed float32: {exc}",
+                None,
+                "error",
+                ("lower the learning rate (or the optimizer's other arguments)",),
+            )
+        ) from None
 
 
 def training_error(exc: BaseException) -> CompileError:

@@ -66,19 +66,22 @@ class Hyperparameter:
         if self.integer:
             return trial.suggest_int(self.name, lo, hi, step=self.step or 1)
         value = trial.suggest_float(self.name, float(lo), float(hi), step=self.step)
-        return _clean(value)
+        return value if self.step is None else _clean(value)
 
     def from_param(self, value: Any) -> Attr:
         """The value of an Optuna param (as stored in a study) for this hyperparameter."""
         if self.attr.kind == "choice" and not all(isinstance(v, _PLAIN) for v in self.attr.args):
             shown = [_literal(v) for v in self.attr.args]
             return self.attr.args[shown.index(value)] if value in shown else value
+        if self.attr.kind == "log_range" or (self.attr.kind == "range" and self.step is None):
+            return value  # the value the trial trained with (`suggest` does not clean it)
         return _clean(value)
 
 
 def _clean(value: Any) -> Any:
-    """Floats from stepped ranges without binary noise (0.15000000000000002 → 0.15)."""
-    return round(value, 12) if isinstance(value, float) else value
+    """Floats from stepped ranges without binary noise (0.15000000000000002 → 0.15): 12
+    significant digits, so that tiny steps (`step=1e-14`) keep their value."""
+    return float(f"{value:.12g}") if isinstance(value, float) and math.isfinite(value) else value
 
 
 def collect(program: ast.Program) -> list[Hyperparameter]:
