@@ -142,7 +142,9 @@ def _train(
             out, z = forward(xb[0] if single else xb, True)
             loss = loss_fn(z, yb)
             scaled = optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled, variables)
+        # Dense gradients: Keras' TF backend squares an Embedding's IndexedSlices row by row
+        # (before summing repeated ids), so Adam/RMSprop would differ from the true gradient
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(scaled, variables)]
         optimizer.apply(grads, variables)
         return loss, {k: fn(out, yb) for k, fn in metrics.items()}
 

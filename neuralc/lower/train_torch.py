@@ -38,6 +38,8 @@ from neuralc.lower.train_core import (
 )
 from neuralc.lower.train_data import Prepared, select_arrays
 from neuralc.lower.train_torch_ops import (
+    fold_recurrent_biases,
+    keras_running_variance,
     load_checkpoint,
     loss_function,
     make_optimizer,
@@ -96,6 +98,8 @@ def train(
         device, bool(config["execution"].get("mixed_precision"))
     )
     scaler = torch.amp.GradScaler("cuda") if scale else None
+    fold_recurrent_biases(model)
+    bn_hooks = keras_running_variance(model)
     optimizer = make_optimizer(model, config)
     spec = config["optimizer"]
     schedule = make_schedule(spec["learning_rate"])
@@ -263,6 +267,8 @@ def train(
         raise
     finally:
         progress.close()
+        for handle in bn_hooks:
+            handle.remove()
         if hook is not None:
             hook.remove()
     restored = best_weights is not None and state.best_epoch != len(state.history)

@@ -53,6 +53,7 @@ def test_torch_optimizer_sees_the_scheduled_lr(
     """The rate the torch optimizer applies each step is the schedule's: with SGD and zero
     momentum, the weight change of step k is lr_k times the gradient."""
     from neuralc.lower import train_torch
+    from neuralc.lower.train_torch_ops import KerasSGD
 
     config = _config(
         model_text(
@@ -66,18 +67,18 @@ def test_torch_optimizer_sees_the_scheduled_lr(
     config["output"]["loss_input"] = "values"
     model = torch.nn.Linear(8, 1, bias=False)
     seen: list[float] = []
-    original = torch.optim.SGD.step
+    original = KerasSGD.step
 
-    def spy(self: torch.optim.SGD, closure: object = None) -> object:
+    def spy(self: KerasSGD, closure: object = None) -> None:
         seen.append(self.param_groups[0]["lr"])
         return original(self, closure)
 
     x = np.ones((16, 8), np.float32)
-    torch.optim.SGD.step = spy  # type: ignore[method-assign]
+    KerasSGD.step = spy  # type: ignore[method-assign]
     try:
         record = train_torch.train(model, config, {"x": x, "y": np.zeros((16, 1))}, verbose=False)
     finally:
-        torch.optim.SGD.step = original  # type: ignore[method-assign]
+        KerasSGD.step = original  # type: ignore[method-assign]
     assert seen == record["steps"]["lr"] == [0.5, 0.5, 0.05, 0.05]
 
 

@@ -971,10 +971,6 @@ _OPTIMIZERS: dict[str, tuple[str, dict[str, str]]] = {  # DSL name -> torch clas
         "AdamW",
         {"beta_1": "betas", "epsilon": "eps", "amsgrad": "amsgrad", "weight_decay": "weight_decay"},
     ),
-    "SGD": (
-        "SGD",
-        {"momentum": "momentum", "nesterov": "nesterov", "weight_decay": "weight_decay"},
-    ),
     "RMSprop": (
         "RMSprop",
         {
@@ -1052,6 +1048,84 @@ class KerasRMSprop(torch.optim.Optimizer):
                     p.sub_(increment)
 
 
+class KerasSGD(torch.optim.Optimizer):
+    """Keras 3's SGD: decoupled weight decay (`var -= lr·wd·var` first), then `m = μm − lr·g`,
+    `var += m` (nesterov: `var += μm − lr·g`). torch's SGD couples the decay into the gradient
+    and scales its momentum buffer by the current lr, which differ with momentum."""
+
+    def __init__(
+        self, params: Any, lr: float, momentum: float, nesterov: bool, weight_decay: float
+    ) -> None:
+        defaults = {"lr": lr, "momentum": momentum, "nesterov": nesterov}
+        super().__init__(params, {**defaults, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            lr, mu = group["lr"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if group["weight_decay"]:
+                    p.sub_(p * (group["weight_decay"] * lr))
+                if not mu:
+                    p.sub_(p.grad * lr)
+                    continue
+                m = self.state[p].setdefault("momentum", torch.zeros_like(p))
+                m.mul_(mu).sub_(p.grad * lr)
+                p.add_(m * mu - p.grad * lr if group["nesterov"] else m)
+
+
+def fold_recurrent_biases(model: nn.Module) -> None:
+    """Keras' LSTM and SimpleRNN have one bias where torch has `bias_ih` and `bias_hh`, which
+    enter only as their sum: trained separately, the sum moves by two updates per step (twice
+    Keras' for SGD). Fold `bias_hh` into `bias_ih` and freeze it at zero (the same function,
+    the weights Keras' export writes), so both backends train the same parameters. By name, so
+    that -O2's functional modules are covered: `weight_hh` of (k·h, h) is an LSTM for k = 4, a
+    SimpleRNN for k = 1; a GRU (k = 3) keeps both (Keras' reset_after GRU has both biases)."""
+    for module in model.modules():
+        own = module._parameters
+        for name, hh in list(own.items()):
+            suffix = name[len("bias_hh") :]
+            ih, w = own.get("bias_ih" + suffix), own.get("weight_hh" + suffix)
+            if not name.startswith("bias_hh") or hh is None or ih is None or w is None:
+                continue
+            if w.dim() != 2 or w.shape[0] // max(w.shape[1], 1) not in (1, 4):
+                continue
+            with torch.no_grad():
+                ih.add_(hh)
+                hh.zero_()
+            hh.requires_grad_(False)
+
+
+def keras_running_variance(model: nn.Module) -> list[Any]:
+    """Keras' BatchNormalization moves its moving variance toward the batch's biased variance,
+    torch's toward the unbiased one (n/(n-1) larger, n values per channel): hooks rescale each
+    training-mode update of `running_var` to Keras' rule. Returns the hook handles."""
+    handles: list[Any] = []
+    for module in model.modules():
+        var, momentum = getattr(module, "running_var", None), getattr(module, "momentum", None)
+        if not isinstance(var, torch.Tensor) or not isinstance(momentum, float):
+            continue
+        before: dict[str, Any] = {}
+
+        def pre(mod: nn.Module, args: Any, before: dict[str, Any] = before) -> None:
+            if mod.training:
+                before["n"] = args[0].numel() // mod.running_var.numel()
+                before["keep"] = mod.running_var.detach() * (1.0 - mod.momentum)
+
+        def post(mod: nn.Module, args: Any, out: Any, before: dict[str, Any] = before) -> None:
+            n, keep = before.pop("n", 0), before.pop("keep", None)
+            if keep is not None and n > 1:
+                # .data: the batch-norm node saved running_var for backward (unused in
+                # training mode), so an in-place update must not bump its version
+                var = mod.running_var.data
+                var.copy_(keep + (var - keep) * ((n - 1) / n))
+
+        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    return handles
+
+
 def make_optimizer(model: nn.Module, config: Mapping[str, Any]) -> torch.optim.Optimizer:
     """The torch optimizer for `config["optimizer"]`, with Keras' update rules where they
     differ: Keras' Adam adds epsilon to sqrt(v) before bias correction (`train` sets torch's eps
@@ -1069,6 +1143,14 @@ def make_optimizer(model: nn.Module, config: Mapping[str, Any]) -> torch.optim.O
             spec["epsilon"],
             spec["momentum"],
             spec["centered"],
+            spec.get("weight_decay") or 0.0,
+        )
+    if name == "SGD":
+        return KerasSGD(
+            model.parameters(),
+            make_schedule(spec["learning_rate"])(0),
+            spec.get("momentum") or 0.0,
+            bool(spec.get("nesterov")),
             spec.get("weight_decay") or 0.0,
         )
     cls_name, mapping = _OPTIMIZERS[name]
@@ -1284,6 +1366,8 @@ def train(
         device, bool(config["execution"].get("mixed_precision"))
     )
     scaler = torch.amp.GradScaler("cuda") if scale else None
+    fold_recurrent_biases(model)
+    bn_hooks = keras_running_variance(model)
     optimizer = make_optimizer(model, config)
     spec = config["optimizer"]
     schedule = make_schedule(spec["learning_rate"])
@@ -1451,6 +1535,8 @@ def train(
         raise
     finally:
         progress.close()
+        for handle in bn_hooks:
+            handle.remove()
         if hook is not None:
             hook.remove()
     restored = best_weights is not None and state.best_epoch != len(state.history)
