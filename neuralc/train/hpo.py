@@ -22,7 +22,7 @@ from typing import Any
 
 from neuralc.diagnostics import CompileError, SourceLocation, error
 from neuralc.frontend import ast
-from neuralc.ir.core import Network
+from neuralc.ir.core import Network, primary_loc
 from neuralc.ir.types import Attr
 from neuralc.train.space import Hyperparameter, collect, resolve_source
 
@@ -77,7 +77,7 @@ class _Objective:
             config = trial_config(network, self.settings)
             prepared = self.data(config)
         except CompileError as exc:
-            trial.set_user_attr("error", exc.diagnostics[0].message)
+            _record_failure(trial, exc)
             raise optuna.TrialPruned(exc.diagnostics[0].message) from None
 
         def report(epoch: int, logs: dict[str, float]) -> None:
@@ -104,7 +104,7 @@ class _Objective:
             try:
                 record = run_training(job, prepared).record
             except CompileError as exc:
-                trial.set_user_attr("error", exc.diagnostics[0].message)
+                _record_failure(trial, exc)
                 raise optuna.TrialPruned(exc.diagnostics[0].message) from None
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -137,6 +137,25 @@ def trial_config(network: Network, settings: TuneSettings) -> dict[str, Any]:
     if settings.seed is not None:
         config["train"]["seed"] = settings.seed
     return config
+
+
+def _record_failure(trial: Any, exc: CompileError) -> None:
+    """Keep why a trial failed, and where (a JSON list, as the storage keeps user attributes)."""
+    diagnostic = exc.diagnostics[0]
+    trial.set_user_attr("error", diagnostic.message)
+    if diagnostic.loc is not None:
+        loc = diagnostic.loc
+        trial.set_user_attr("error_at", [loc.file, loc.line, loc.column])
+
+
+def _failure_location(trials: list[Any], path: str) -> SourceLocation | None:
+    """The location of the first failure in this model's file (a shared study may hold
+    trials of other processes whose locations point elsewhere)."""
+    for trial in trials:
+        at = trial.user_attrs.get("error_at")
+        if isinstance(at, list) and len(at) == 3 and at[0] == path:
+            return SourceLocation(str(at[0]), int(at[1]), int(at[2]))
+    return None
 
 
 def sampler_seed(seed: int) -> int:
@@ -232,7 +251,7 @@ def tune(
         reasons = {t.user_attrs.get("error") for t in study.trials} - {None}
         raise error(
             "no trial completed",
-            None,
+            _failure_location(study.trials, program.path) or primary_loc(first.loc),
             *(sorted(reasons)[:3] or ["every trial was pruned or failed"]),
         )
     best_trial = min(complete, key=lambda t: t.value)

@@ -110,8 +110,28 @@ def test_learning_rate_that_overflows_float32_is_a_diagnostic(
 ) -> None:
     path = write("m.neural", model("Dense(4)", "HPO(range(1e-300, 1e300))"))
     code, err = run_cli("tune", path, "--synthetic", 32, "-o", tmp_path / "r.neural")
-    assert code == 1 and "no trial completed" in err
+    # located at the network when the failures carry no location of their own
+    assert code == 1 and f"{path}:1:1: error: no trial completed" in err, err
     assert "training overflowed float32" in err and "internal error" not in err
     run = write("r.neural", model("Dense(4)", "1e300"))
     code, err = run_cli("run", run, "--synthetic", 32, "--output-dir", tmp_path / "out")
     assert code == 1 and "training overflowed float32" in err
+
+
+def test_no_trial_completed_points_at_the_first_located_failure(
+    write: Writer, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """"no trial completed" is located at the first failure recorded with a location in this
+    model's file; trials without one, or from another process's file in a shared study, are
+    passed over (the caller then falls back to the network's line)."""
+    from neuralc.train.hpo import _failure_location
+
+    class Trial:
+        def __init__(self, at: object) -> None:
+            self.user_attrs = {"error": "x", "error_at": at} if at is not None else {}
+
+    here = str(tmp_path / "m.neural")
+    trials = [Trial(None), Trial(["other.neural", 3, 4]), Trial([here, 5, 7]), Trial([here, 9, 1])]
+    loc = _failure_location(trials, here)  # type: ignore[arg-type]
+    assert loc is not None and (loc.file, loc.line, loc.column) == (here, 5, 7)
+    assert _failure_location(trials[:2], here) is None  # type: ignore[arg-type]
