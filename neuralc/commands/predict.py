@@ -36,6 +36,7 @@ from neuralc.diagnostics import CompileError, Diagnostic, did_you_mean, error
 from neuralc.fileio import check_output_path, ensure_dir
 from neuralc.ir.core import Network, Operation, Value, primary_loc
 from neuralc.ir.types import BATCH, TensorType
+from neuralc.lower.predict_cli import cast_checked
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -249,19 +250,15 @@ def _check_dtype(network: Network, value: Value, t: TensorType, array: np.ndarra
                 f"'{network.name}' takes float32 features",
                 primary_loc(network.loc),
             )
-        with np.errstate(over="ignore"):
-            features = array.astype(np.float32, copy=False)
-        if kind == "f" and array.dtype.itemsize > 4:
-            overflowed = np.isinf(features) & np.isfinite(array)
-            if overflowed.any():
-                where = tuple(int(i) for i in np.argwhere(overflowed)[0])
-                raise error(
-                    f"input '{value.name}' holds {array[where]:g} at index {where}, beyond "
-                    f"float32's range (±{np.finfo(np.float32).max:.4g}), which network "
-                    f"'{network.name}' computes in",
-                    primary_loc(network.loc),
-                    "scale the inputs into float32's range",
-                )
+        features, overflow = cast_checked(array, np.float32)
+        if overflow is not None:
+            raise error(
+                f"input '{value.name}' holds {array[overflow]:g} at index {overflow}, beyond "
+                f"float32's range (±{np.finfo(np.float32).max:.4g}), which network "
+                f"'{network.name}' computes in",
+                primary_loc(network.loc),
+                "scale the inputs into float32's range",
+            )
         return features
     consumers = _consumers(network, value)
     loc = primary_loc(consumers[0].loc) if consumers else primary_loc(network.loc)

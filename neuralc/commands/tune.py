@@ -77,22 +77,15 @@ def make_data(data_path: str | None, synthetic_n: int | None) -> Callable[[dict[
 
 
 def check_outputs(model: str, *outputs: str | None) -> None:
-    """Refuse, before any trial runs, an output that is a directory or the model itself (the
-    resolved file would replace the `HPO(...)` source the study searched)."""
-    import os
-
+    """Refuse, before any trial runs, an output that cannot be written (fileio's check: a
+    directory, a file in the way of its folder) or that is the model itself (the resolved file
+    would replace the `HPO(...)` source the study searched)."""
     from neuralc.diagnostics import error
+    from neuralc.fileio import check_output_path
 
-    for output in outputs:
-        if output is None:
-            continue
-        if os.path.isdir(output):
-            raise error(
-                f"cannot write '{output}': it is a directory",
-                None,
-                f"name a file, e.g. '{Path(output) / 'NAME'}'",
-            )
-        if os.path.exists(output) and os.path.samefile(output, model):
+    for output in filter(None, outputs):
+        check_output_path(output)
+        if Path(output).exists() and Path(output).samefile(model):
             raise error(
                 f"'{output}' is the model itself: writing it would replace its HPO(...) "
                 "expressions",

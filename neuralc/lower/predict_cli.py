@@ -115,11 +115,27 @@ def check_array(array: np.ndarray, spec: Mapping[str, Any], batch: list[int]) ->
         raise PredictError(
             f"input '{name}' holds {array.dtype} values; the model takes real numbers"
         )
-    with np.errstate(over="ignore"):
-        cast = array.astype(spec["dtype"], copy=False)
-    if kind == "f" and not np.array_equal(np.isfinite(cast), np.isfinite(array)):
-        raise PredictError(f"input '{name}' holds values beyond {spec['dtype']}'s range")
+    cast, overflow = cast_checked(array, spec["dtype"])
+    if overflow is not None:
+        raise PredictError(
+            f"input '{name}' holds {array[overflow]:g} at index {overflow}, beyond "
+            f"{spec['dtype']}'s range",
+            f"scale the inputs into {spec['dtype']}'s range",
+        )
     return cast
+
+
+def cast_checked(array: np.ndarray, dtype: Any) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """`array` cast to the float `dtype`, and the index of the first finite value the cast
+    turned into an infinity (float64 past float32's range; numpy only warns), else None."""
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype, copy=False)
+    if array.dtype.kind != "f" or array.dtype.itemsize <= np.dtype(dtype).itemsize:
+        return cast, None
+    overflowed = np.isinf(cast) & np.isfinite(array)
+    if not overflowed.any():
+        return cast, None
+    return cast, tuple(int(i) for i in np.argwhere(overflowed)[0])
 
 
 def read_inputs(items: Sequence[str], specs: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:

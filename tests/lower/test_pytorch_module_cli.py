@@ -171,3 +171,15 @@ def test_train_errors_are_messages_before_training(
                                                           module.TRAIN_CONFIG, a), *argv)
     assert code == 1 and err.startswith(message), err
     assert "Traceback" not in err and not (files / "o" / "weights.safetensors").exists()
+
+
+def test_predict_refuses_values_beyond_float32(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """float64 past float32's range became infinities with only numpy's warning."""
+    huge = np.ones((4, 8))
+    huge[2, 5] = 1e300
+    np.save(files / "huge.npy", huge)
+    module = _module(files, SMALL, "small")
+    code, err = _exit(capsys, module.main, "--input", str(files / "huge.npy"), "-o", "y.npy")
+    assert code == 1 and "input 'input' holds 1e+300 at index (2, 5), beyond float32's" in err
