@@ -473,7 +473,7 @@ def cast_checked(array: np.ndarray, dtype: Any) -> tuple[np.ndarray, tuple[int, 
     overflowed = np.isinf(cast) & np.isfinite(array)
     if not overflowed.any():
         return cast, None
-    return cast, tuple(int(i) for i in np.argwhere(overflowed)[0])
+    return cast, tuple(np.argwhere(overflowed)[0].tolist())
 
 
 def read_inputs(items: Sequence[str], specs: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
